@@ -105,7 +105,9 @@ pub enum LogError {
 
     /// Writing to a partition failed earlier (for example an fsync error); the partition refuses
     /// further appends until the log is reopened, because the state of its tail is unknown.
-    #[error("partition {topic}/{partition} stopped accepting appends after an earlier failure: {reason}")]
+    #[error(
+        "partition {topic}/{partition} stopped accepting appends after an earlier failure: {reason}"
+    )]
     PartitionFailed {
         /// Topic of the failed partition.
         topic: String,
@@ -134,7 +136,11 @@ impl LogError {
     }
 
     /// Builds a [`LogError::Corrupt`].
-    pub(crate) fn corrupt(path: impl Into<PathBuf>, position: u64, detail: impl Into<String>) -> Self {
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        position: u64,
+        detail: impl Into<String>,
+    ) -> Self {
         LogError::Corrupt {
             path: path.into(),
             position,

@@ -8,16 +8,20 @@
 //! Backends are picked by URL (see [`open`]): `embedded:<dir>` is the durable on-disk log that
 //! `tessera serve` uses by default.
 
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod contract;
 mod embedded;
 mod error;
+mod names;
 mod partitioner;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use embedded::{EmbeddedLog, EmbeddedOptions, FsyncPolicy};
+pub use embedded::{EmbeddedLog, EmbeddedOptions, FsyncPolicy, MAX_RECORD_BYTES_LIMIT};
 pub use error::LogError;
+pub use names::{MAX_NAME_LEN, validate_group_name, validate_topic_name};
 pub use partitioner::partition_for_key;
 
 /// A record to append: the key routes it to a partition, the value is opaque bytes.
@@ -71,7 +75,8 @@ pub trait Log: Send + Sync + 'static {
 
     /// Appends records, routing each by its key, and returns once all of them are durable.
     /// The returned positions are in the order of `records`.
-    async fn append(&self, topic: &str, records: Vec<NewRecord>) -> Result<Vec<Position>, LogError>;
+    async fn append(&self, topic: &str, records: Vec<NewRecord>)
+    -> Result<Vec<Position>, LogError>;
 
     /// Reads up to `max_records` records of one partition starting at `from`; returns an empty
     /// vector at the end of the partition (it never waits).

@@ -8,7 +8,7 @@ use crate::{DeviceMetadata, StateValue};
 /// that caused the event, so reprocessing the same record yields the same ids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceEvent {
-    /// Deterministic id: `<source topic>/<partition>/<offset>/<index>`.
+    /// Deterministic id: `<source topic>/<partition>/<offset>/<kind>`.
     pub event_id: String,
     /// Device the event is about.
     pub device_id: String,
