@@ -1,1 +1,58 @@
-//! placeholder
+//! The API role.
+//!
+//! Consumes: the PostgreSQL projection, `NOTIFY tessera_changes` from the projector, and the log
+//! (for replay streams and the schema registry).
+//! Produces: `commands` (action invocations) and the `queued` action events on `device-events`.
+//! Serves, on one listener: `/graphql` (queries, mutations, subscriptions over
+//! graphql-transport-ws), `/v1/...` REST, `/v1/streams/{topic}` NDJSON replay, `/schema-registry/...`,
+//! the dashboard at `/`, `/healthz`, `/readyz` and `/metrics`.
+//! Guarantees: nothing but `/healthz` and `/readyz` answers without a bearer token of the right
+//! scope; every request is bounded in size, depth and page size.
+
+mod actions;
+pub mod auth;
+mod changes;
+mod dashboard;
+mod db;
+mod error;
+mod graphql;
+mod health;
+mod registry_routes;
+mod rest;
+mod state;
+mod streams;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+/// Builds the router of every endpoint.
+pub fn router(state: AppState) -> Router {
+    let schema = graphql::build_schema(state.clone());
+    Router::new()
+        .merge(health::routes())
+        .merge(graphql::routes(schema))
+        .merge(rest::routes())
+        .merge(streams::routes())
+        .merge(registry_routes::routes())
+        .merge(dashboard::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
+        .with_state(state)
+}
+
+/// Serves the API on `addr` until `shutdown` is cancelled.
+pub async fn run(addr: SocketAddr, state: AppState, shutdown: CancellationToken) -> Result<(), ApiError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ApiError::Bind(addr, e))?;
+    serve(listener, state, shutdown).await
+}
+
+/// Serves the API on an already bound listener until `shutdown` is cancelled.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: CancellationToken) -> Result<(), ApiError> {
+    changes::spawn_listener(state.clone(), shutdown.clone());
+    let app = router(state);
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await.map_err(ApiError::Serve)
+}

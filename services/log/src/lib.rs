@@ -7,6 +7,9 @@
 //!
 //! Backends are picked by URL (see [`open`]): `embedded:<dir>` is the durable on-disk log that
 //! `tessera serve` uses by default.
+//!
+//! Routing ([`partition_for_key`]) and naming rules ([`validate_topic_name`]) are shared by all
+//! backends; the `contract-tests` feature exposes `contract`, the test suite every backend runs.
 
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
@@ -80,6 +83,11 @@ pub trait Log: Send + Sync + 'static {
 
     /// Reads up to `max_records` records of one partition starting at `from`; returns an empty
     /// vector at the end of the partition (it never waits).
+    ///
+    /// If `from` lies below the first retained offset (retention deleted it), the read starts at
+    /// the first retained record; the records carry their offsets, so the gap is visible. A
+    /// `from` beyond the end offset fails with [`LogError::OffsetOutOfRange`]. A read may return
+    /// fewer than `max_records` records even when more are available (it bounds its size).
     async fn read(
         &self,
         topic: &str,

@@ -19,7 +19,11 @@ const TASKS: u32 = 4;
 /// and content depend on the id, so the test can check the bytes it gets back.
 fn payload(run: u64, task: u32, seq: u64) -> Vec<u8> {
     let mut value = format!("{run}:{task}:{seq}:").into_bytes();
-    let len = if seq % 211 == 13 { 64 * 1024 } else { (seq * 7919 % 1000) as usize };
+    let len = if seq % 211 == 13 {
+        64 * 1024
+    } else {
+        (seq * 7919 % 1000) as usize
+    };
     value.extend((0..len).map(|i| b'a' + ((seq as usize + i) % 26) as u8));
     value
 }
@@ -49,7 +53,13 @@ async fn append_forever(
         // Printed only now that the records are durable: each line is a promise to the test.
         let mut out = stdout.lock().map_err(|_| "stdout lock poisoned")?;
         for (i, p) in positions.iter().enumerate() {
-            writeln!(out, "{} {} {run}:{task}:{}", p.partition, p.offset, seq + i as u64)?;
+            writeln!(
+                out,
+                "{} {} {run}:{task}:{}",
+                p.partition,
+                p.offset,
+                seq + i as u64
+            )?;
         }
         out.flush()?;
         seq += n;

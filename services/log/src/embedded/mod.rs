@@ -25,6 +25,7 @@ mod groups;
 mod options;
 mod partition;
 mod segment;
+mod topic;
 mod writer;
 
 #[cfg(test)]
@@ -37,31 +38,24 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use options::{EmbeddedOptions, FsyncPolicy, MAX_RECORD_BYTES_LIMIT};
 
-use self::fsutil::{DirLock, create_dir_durable, fsync_dir, write_atomic};
+use self::fsutil::DirLock;
 use self::groups::GroupStore;
-use self::partition::{PartitionShared, open_partition};
-use self::segment::Segment;
+use self::partition::PartitionShared;
+use self::topic::{LoadedTopic, create_topic_on_disk, load_dir};
 use self::writer::{AppendRequest, Writer};
 use crate::names::{validate_group_name, validate_topic_name};
 use crate::{Log, LogError, NewRecord, Position, Record, partition_for_key};
 
 /// Most partitions a topic may have.
-const MAX_PARTITIONS: u32 = 100_000;
+pub(crate) const MAX_PARTITIONS: u32 = 100_000;
 
 /// Queue depth of a partition writer; appenders wait (backpressure) beyond it.
 const WRITER_QUEUE: usize = 1024;
-
-/// Contents of `topic.json`.
-#[derive(Debug, Serialize, Deserialize)]
-struct TopicMeta {
-    partitions: u32,
-}
 
 /// A partition as seen by the log handle: shared state plus the way to its writer task.
 #[derive(Debug)]
@@ -209,65 +203,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-type LoadedTopic = Vec<(Arc<PartitionShared>, u64)>;
-
-/// Takes the directory lock and opens every complete topic (blocking).
-fn load_dir(dir: &Path) -> Result<(DirLock, Vec<(String, LoadedTopic)>), LogError> {
-    create_dir_durable(dir)?;
-    let lock = DirLock::acquire(dir)?;
-    let mut topics = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))?;
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| LogError::io(dir, e))?;
-        let is_dir = entry
-            .file_type()
-            .map_err(|e| LogError::io(entry.path(), e))?
-            .is_dir();
-        let name = entry.file_name();
-        match name.to_str() {
-            Some(name) if is_dir && validate_topic_name(name).is_ok() => {
-                names.push(name.to_owned())
-            }
-            _ => {}
-        }
-    }
-    names.sort();
-    for name in names {
-        let topic_dir = dir.join(&name);
-        let meta_path = topic_dir.join("topic.json");
-        let bytes = match std::fs::read(&meta_path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Creation was interrupted before its last step; `create_topic` finishes it.
-                tracing::warn!(topic = %name, "ignoring topic directory without topic.json");
-                continue;
-            }
-            Err(e) => return Err(LogError::io(&meta_path, e)),
-        };
-        let meta: TopicMeta = serde_json::from_slice(&bytes)
-            .map_err(|e| LogError::corrupt(&meta_path, 0, format!("invalid topic.json: {e}")))?;
-        if meta.partitions == 0 || meta.partitions > MAX_PARTITIONS {
-            return Err(LogError::corrupt(
-                &meta_path,
-                0,
-                format!("invalid partition count {}", meta.partitions),
-            ));
-        }
-        topics.push((
-            name.clone(),
-            load_topic(&topic_dir, &name, meta.partitions)?,
-        ));
-    }
-    Ok((lock, topics))
-}
-
-fn load_topic(topic_dir: &Path, name: &str, partitions: u32) -> Result<LoadedTopic, LogError> {
-    (0..partitions)
-        .map(|p| open_partition(&topic_dir.join(p.to_string()), name, p))
-        .collect()
-}
-
 /// Starts the writer tasks of a loaded topic.
 fn start_topic(
     partitions: LoadedTopic,
@@ -288,34 +223,6 @@ fn start_topic(
     Ok(Topic {
         partitions: handles,
     })
-}
-
-/// Creates a topic on disk (blocking): partition directories with an empty first segment, then
-/// `topic.json` atomically as the commit point.
-fn create_topic_on_disk(dir: &Path, name: &str, partitions: u32) -> Result<LoadedTopic, LogError> {
-    let topic_dir = dir.join(name);
-    create_dir_durable(&topic_dir)?;
-    for p in 0..partitions {
-        let partition_dir = topic_dir.join(p.to_string());
-        create_dir_durable(&partition_dir)?;
-        let has_segment = std::fs::read_dir(&partition_dir)
-            .map_err(|e| LogError::io(&partition_dir, e))?
-            .filter_map(Result::ok)
-            .any(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(segment::parse_segment_file_name)
-                    .is_some()
-            });
-        if !has_segment {
-            Segment::create(&partition_dir, 0)?;
-        }
-    }
-    fsync_dir(&topic_dir)?;
-    let meta = serde_json::to_vec(&TopicMeta { partitions })
-        .map_err(|e| LogError::io(&topic_dir, std::io::Error::other(e)))?;
-    write_atomic(&topic_dir.join("topic.json"), &meta)?;
-    load_topic(&topic_dir, name, partitions)
 }
 
 #[async_trait]

@@ -663,3 +663,33 @@ async fn invalid_options_are_rejected() {
         Err(LogError::InvalidConfig(_))
     ));
 }
+
+#[tokio::test]
+async fn retention_by_age_runs_periodically() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = EmbeddedOptions {
+        segment_bytes: 512,
+        retention_age: Some(Duration::from_millis(50)),
+        retention_check_interval: Duration::from_millis(20),
+        ..EmbeddedOptions::default()
+    };
+    let log = EmbeddedLog::open(dir.path(), opts).await.unwrap();
+    log.create_topic("t", 1).await.unwrap();
+    for i in 0..40 {
+        log.append("t", vec![rec("k", &format!("value-{i:03}"))])
+            .await
+            .unwrap();
+    }
+    assert!(segment_files(dir.path(), "t", 0).len() > 3);
+    // No further appends: the periodic check alone deletes the sealed segments.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while segment_files(dir.path(), "t", 0).len() > 1 {
+        assert!(Instant::now() < deadline, "old segments were never deleted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let start = log.start_offset("t", 0).await.unwrap();
+    assert!(start > 0 && start < 40);
+    let got = log.read("t", 0, 0, 100).await.unwrap();
+    assert_eq!(got.first().map(|r| r.offset), Some(start));
+    assert_eq!(got.last().map(|r| r.offset), Some(39));
+}

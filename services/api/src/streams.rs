@@ -1,0 +1,112 @@
+//! Replayable event streams: `/v1/streams/{topic}?from=OFFSET` answers NDJSON, every record of the
+//! topic from `from` on every partition, then new records as they arrive.
+
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use tessera_log::{DEFAULT_POLL_WAIT, Record};
+
+use crate::auth::{Principal, Scope};
+use crate::{ApiError, AppState};
+
+/// Records read per partition per step.
+const BATCH: usize = 256;
+
+/// The stream routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/streams/{topic}", get(stream))
+}
+
+#[derive(Deserialize)]
+struct StreamQuery {
+    #[serde(default)]
+    from: u64,
+}
+
+async fn stream(State(state): State<AppState>, principal: Principal, Path(topic): Path<String>, Query(q): Query<StreamQuery>) -> Result<Response, ApiError> {
+    principal.require(Scope::Read)?;
+    let topic = state.topics.resolve(&topic);
+    let records = replay(state, topic, q.from).await?;
+    let body = records.map(|item| {
+        let mut line = match item {
+            Ok(v) => v.to_string(),
+            Err(e) => json!({"error": e.to_string()}).to_string(),
+        };
+        line.push('\n');
+        Ok::<_, Infallible>(line)
+    });
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response())
+}
+
+/// A record as JSON: its coordinates and its value decoded with the schema its id names.
+pub async fn record_json(state: &AppState, record: &Record) -> Json {
+    let key = record.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned());
+    let (schema_id, value, error) = match state.codec.decode_json(&record.value).await {
+        Ok((id, value)) => (Some(id), value, None),
+        Err(e) => (None, Json::Null, Some(e.to_string())),
+    };
+    let mut out = json!({
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": key,
+        "timestampMs": record.timestamp_ms,
+        "schemaId": schema_id,
+        "value": value,
+    });
+    if let Some(error) = error {
+        out["error"] = Json::String(error);
+    }
+    out
+}
+
+struct Cursor {
+    state: AppState,
+    topic: String,
+    next: Vec<u64>,
+    buffer: std::collections::VecDeque<Record>,
+}
+
+/// Replays `topic` from `from` on every partition, then tails it.
+pub async fn replay(state: AppState, topic: String, from: u64) -> Result<impl Stream<Item = Result<Json, ApiError>> + Send + 'static, ApiError> {
+    let partitions = match state.log.partition_count(&topic).await {
+        Ok(n) => n,
+        Err(tessera_log::LogError::UnknownTopic(_)) => return Err(ApiError::NotFound(format!("topic `{topic}`"))),
+        Err(e) => return Err(e.into()),
+    };
+    let cursor = Cursor { state, topic, next: vec![from; partitions as usize], buffer: Default::default() };
+    Ok(futures::stream::unfold(cursor, |mut c| async move {
+        loop {
+            if let Some(record) = c.buffer.pop_front() {
+                let json = record_json(&c.state, &record).await;
+                return Some((Ok(json), c));
+            }
+            let mut any = false;
+            for partition in 0..c.next.len() {
+                let from = c.next[partition];
+                match c.state.log.read(&c.topic, partition as u32, from, BATCH).await {
+                    Ok(batch) => {
+                        if let Some(last) = batch.last() {
+                            c.next[partition] = last.offset + 1;
+                            any = true;
+                        }
+                        c.buffer.extend(batch);
+                    }
+                    Err(tessera_log::LogError::OffsetOutOfRange { .. }) => {}
+                    Err(e) => return Some((Err(ApiError::from(e)), c)),
+                }
+            }
+            if !any {
+                let next = c.next.first().copied().unwrap_or(0);
+                let _ = c.state.log.wait_for(&c.topic, 0, next, DEFAULT_POLL_WAIT).await;
+            }
+        }
+    }))
+}

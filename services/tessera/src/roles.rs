@@ -1,0 +1,155 @@
+//! Composing the roles: every role in one process (`serve`), or one role alone (`run <role>`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tessera_codec::messages::Codec;
+use tessera_codec::{SchemaRegistry, Topics};
+use tessera_log::Log;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{DataArgs, ProjectorCommand, Role, RunArgs};
+use crate::{database, serve, telemetry};
+
+/// What the roles share in one process.
+pub struct Components {
+    /// Topic names.
+    pub topics: Topics,
+    /// The log.
+    pub log: Arc<dyn Log>,
+    /// The database.
+    pub pool: PgPool,
+    /// Metrics exposition.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Plugin packages to run and map.
+    pub packages: Vec<PathBuf>,
+    /// Operator configuration per plugin.
+    pub plugin_config: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Root of the plugins' state directories.
+    pub state_dir: PathBuf,
+}
+
+/// Opens the schema registry and the codec over `log`.
+pub async fn open_codec(log: Arc<dyn Log>, topics: &Topics) -> anyhow::Result<Arc<Codec>> {
+    let registry = Arc::new(SchemaRegistry::open(log, topics).await.context("cannot open the schema registry")?);
+    Ok(Arc::new(Codec::open(registry, topics).await.context("cannot register the topic schemas")?))
+}
+
+/// Runs a role future; when it fails, logs why and stops the whole process.
+fn supervise<E: std::fmt::Display>(
+    tasks: &mut JoinSet<()>,
+    name: &'static str,
+    shutdown: CancellationToken,
+    role: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+) {
+    tasks.spawn(async move {
+        if let Err(e) = role.await {
+            tracing::error!(role = name, error = %e, "role failed");
+            shutdown.cancel();
+        }
+    });
+}
+
+/// Starts every role.
+pub async fn spawn_all(c: Components, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> anyhow::Result<JoinSet<()>> {
+    let codec = open_codec(c.log.clone(), &c.topics).await?;
+    tessera_projector::ensure_schema(&c.pool, tessera_projector::LIVE_SCHEMA).await.context("cannot create the projection schema")?;
+    let mut tasks = JoinSet::new();
+
+    let mut host = tessera_plugin_host::HostConfig::new(c.packages.clone(), c.state_dir.clone(), c.topics.clone());
+    host.plugin_config = c.plugin_config.clone();
+    supervise(&mut tasks, "plugin-host", shutdown.clone(), tessera_plugin_host::run(host, c.log.clone(), codec.clone(), shutdown.clone()));
+
+    let mapper = tessera_mapper::MapperConfig { packages: c.packages.clone(), topics: c.topics.clone(), group: "mapper".into() };
+    supervise(&mut tasks, "mapper", shutdown.clone(), tessera_mapper::run(mapper, c.log.clone(), codec.clone(), shutdown.clone()));
+
+    let projector = tessera_projector::ProjectorConfig::live(c.topics.clone());
+    supervise(&mut tasks, "projector", shutdown.clone(), tessera_projector::run(projector, c.log.clone(), codec.clone(), c.pool.clone(), shutdown.clone()));
+
+    let state = tessera_api::AppState::new(c.pool.clone(), c.log.clone(), codec, c.topics.clone(), c.metrics);
+    supervise(&mut tasks, "api", shutdown.clone(), tessera_api::serve(listener, state, shutdown.clone()));
+    Ok(tasks)
+}
+
+/// Waits for the roles to stop, at most `limit`.
+pub async fn join_all(mut tasks: JoinSet<()>, limit: Duration) {
+    let all = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(limit, all).await.is_err() {
+        tracing::warn!("roles did not stop within {limit:?}; aborting them");
+    }
+}
+
+/// `tessera run <role>`.
+pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let metrics = telemetry::init_metrics();
+    let topics = Topics::new(&args.topic_prefix);
+    let log = tessera_log::open(&args.log_url).await.with_context(|| format!("cannot open log {}", args.log_url))?;
+    let codec = open_codec(log.clone(), &topics).await?;
+    let packages = serve::expand_packages(&args.plugins);
+    let shutdown = CancellationToken::new();
+    let stopper = shutdown.clone();
+    tokio::spawn(async move {
+        serve::shutdown_signal().await;
+        stopper.cancel();
+    });
+    let database = || async {
+        let url = args.database_url.as_deref().context("this role needs --database-url")?;
+        let pool = database::connect(url).await?;
+        database::migrate(&pool).await?;
+        anyhow::Ok(pool)
+    };
+    match args.role {
+        Role::PluginHost => {
+            let config = tessera_plugin_host::HostConfig::new(packages, args.state_dir.clone(), topics);
+            tessera_plugin_host::run(config, log, codec, shutdown).await?;
+        }
+        Role::Mapper => {
+            let config = tessera_mapper::MapperConfig { packages, topics, group: "mapper".into() };
+            tessera_mapper::run(config, log, codec, shutdown).await?;
+        }
+        Role::Projector => {
+            let pool = database().await?;
+            tessera_projector::run(tessera_projector::ProjectorConfig::live(topics), log, codec, pool, shutdown).await?;
+        }
+        Role::Api => {
+            let pool = database().await?;
+            tessera_projector::ensure_schema(&pool, tessera_projector::LIVE_SCHEMA).await?;
+            let state = tessera_api::AppState::new(pool, log, codec, topics, metrics);
+            tessera_api::run(args.listen, state, shutdown).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves the database URL of a data directory: the flag, else the URL a running `serve` wrote.
+pub fn database_url(data: &DataArgs) -> anyhow::Result<String> {
+    if let Some(url) = &data.database_url {
+        return Ok(url.clone());
+    }
+    let file = data.data_dir.join("database.url");
+    std::fs::read_to_string(&file)
+        .map(|s| s.trim().to_owned())
+        .with_context(|| format!("no --database-url given and {} does not exist (is `tessera serve` running?)", file.display()))
+}
+
+/// `tessera projector ...`.
+pub async fn projector_command(cmd: ProjectorCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ProjectorCommand::Rebuild(data) => {
+            let topics = Topics::new(&data.topic_prefix);
+            let log = tessera_log::open(&format!("embedded:{}", data.data_dir.join("log").display()))
+                .await
+                .context("cannot open the embedded log (stop `tessera serve` first: the embedded log has one writer)")?;
+            let pool = database::connect(&database_url(&data)?).await?;
+            let codec = open_codec(log.clone(), &topics).await?;
+            let report = tessera_projector::rebuild(topics, log, codec, pool).await?;
+            println!("rebuilt the projection from {} records in {:.1?}", report.records, report.elapsed);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
