@@ -41,7 +41,9 @@ pub struct Invocation {
 }
 
 fn check_params(action: &str, params: &Json) -> Result<(), String> {
-    let Some((_, def)) = Catalog::builtin().action(action) else { return Err(format!("`{action}` is not a catalog action")) };
+    let Some((_, def)) = Catalog::builtin().action(action) else {
+        return Err(format!("`{action}` is not a catalog action"));
+    };
     let empty = serde_json::Map::new();
     let given = match params {
         Json::Null => &empty,
@@ -60,7 +62,13 @@ fn check_params(action: &str, params: &Json) -> Result<(), String> {
                     return Err(format!("parameter `{}` must be an integer", p.name));
                 }
                 if p.min.is_some_and(|min| n < min) || p.max.is_some_and(|max| n > max) {
-                    return Err(format!("parameter `{}` = {n} is outside [{:?}, {:?}]", p.name, p.min, p.max));
+                    let bound = |b: Option<f64>| b.map_or_else(|| "unbounded".to_owned(), |v| v.to_string());
+                    return Err(format!(
+                        "parameter `{}` = {n} is outside [{}, {}]",
+                        p.name,
+                        bound(p.min),
+                        bound(p.max)
+                    ));
                 }
             }
             ValueType::Bool => {
@@ -79,14 +87,15 @@ fn check_params(action: &str, params: &Json) -> Result<(), String> {
 }
 
 async fn audit(state: &AppState, principal: &Principal, req: &InvokeRequest, outcome: &str, detail: Json) {
-    let result = sqlx::query("INSERT INTO audit_log (token_name, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&principal.name)
-        .bind(format!("invoke:{}", req.action))
-        .bind(&req.device_id)
-        .bind(outcome)
-        .bind(detail)
-        .execute(&state.pool)
-        .await;
+    let result =
+        sqlx::query("INSERT INTO audit_log (token_name, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&principal.name)
+            .bind(format!("invoke:{}", req.action))
+            .bind(&req.device_id)
+            .bind(outcome)
+            .bind(detail)
+            .execute(&state.pool)
+            .await;
     if let Err(e) = result {
         tracing::error!(error = %e, "cannot write audit entry");
     }
@@ -107,7 +116,10 @@ pub async fn invoke(state: &AppState, principal: &Principal, req: InvokeRequest)
     };
     if !device.actions.contains(&req.action) {
         audit(state, principal, &req, "denied", json!({"reason": "unsupported action"})).await;
-        return Err(ApiError::BadRequest(format!("device `{}` does not support `{}`; it supports {:?}", device.id, req.action, device.actions)));
+        return Err(ApiError::BadRequest(format!(
+            "device `{}` does not support `{}`; it supports {:?}",
+            device.id, req.action, device.actions
+        )));
     }
     if let Err(why) = check_params(&req.action, &req.params) {
         audit(state, principal, &req, "denied", json!({"reason": why})).await;
@@ -136,12 +148,36 @@ pub async fn invoke(state: &AppState, principal: &Principal, req: InvokeRequest)
         plugin_id: device.plugin_id.clone(),
         external_id: device.external_id.clone(),
         observed_at_ms: now,
-        body: EventBody::Action { action_id: action_id.clone(), action: req.action.clone(), outcome: ActionOutcome::Queued, detail: Some(command.params_json.clone()) },
+        body: EventBody::Action {
+            action_id: action_id.clone(),
+            action: req.action.clone(),
+            outcome: ActionOutcome::Queued,
+            detail: Some(command.params_json.clone()),
+        },
     };
     let key = Some(device.id.clone().into_bytes());
-    state.log.append(&state.topics.device_events(), vec![NewRecord { key: key.clone(), value: state.codec.encode_event(&queued)?, timestamp_ms: now }]).await?;
-    state.log.append(&state.topics.commands(), vec![NewRecord { key, value: state.codec.encode_command(&command)?, timestamp_ms: now }]).await?;
-    audit(state, principal, &req, "allowed", json!({"action_id": action_id, "params": req.params, "dry_run": req.dry_run})).await;
+    state
+        .log
+        .append(
+            &state.topics.device_events(),
+            vec![NewRecord { key: key.clone(), value: state.codec.encode_event(&queued)?, timestamp_ms: now }],
+        )
+        .await?;
+    state
+        .log
+        .append(
+            &state.topics.commands(),
+            vec![NewRecord { key, value: state.codec.encode_command(&command)?, timestamp_ms: now }],
+        )
+        .await?;
+    audit(
+        state,
+        principal,
+        &req,
+        "allowed",
+        json!({"action_id": action_id, "params": req.params, "dry_run": req.dry_run}),
+    )
+    .await;
     metrics::counter!("tessera_api_actions_total", "action" => req.action.clone()).increment(1);
     Ok(Invocation { action_id, status: ActionOutcome::Queued.as_str().into() })
 }

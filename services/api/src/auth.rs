@@ -97,10 +97,11 @@ pub async fn create_token(pool: &PgPool, name: &str, scope: Scope) -> Result<Cre
 
 /// Revokes a token by id or name; returns how many were revoked.
 pub async fn revoke_token(pool: &PgPool, id_or_name: &str) -> Result<u64, ApiError> {
-    let done = sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE (id = $1 OR name = $1) AND revoked_at IS NULL")
-        .bind(id_or_name)
-        .execute(pool)
-        .await?;
+    let done =
+        sqlx::query("UPDATE api_tokens SET revoked_at = now() WHERE (id = $1 OR name = $1) AND revoked_at IS NULL")
+            .bind(id_or_name)
+            .execute(pool)
+            .await?;
     Ok(done.rows_affected())
 }
 
@@ -109,10 +110,11 @@ pub async fn authenticate(pool: &PgPool, secret: &str) -> Result<Option<Principa
     if secret.len() > 256 {
         return Ok(None);
     }
-    let row: Option<(String, Vec<String>)> = sqlx::query_as("SELECT name, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-        .bind(hash_token(secret))
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<(String, Vec<String>)> =
+        sqlx::query_as("SELECT name, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+            .bind(hash_token(secret))
+            .fetch_optional(pool)
+            .await?;
     Ok(row.and_then(|(name, scopes)| {
         let scope = scopes.iter().filter_map(|s| Scope::parse(s)).max()?;
         Some(Principal { name, scope })

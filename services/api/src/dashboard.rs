@@ -3,13 +3,13 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use crate::auth::{authenticate, bearer};
 use crate::AppState;
+use crate::auth::{authenticate, bearer};
 
 const INDEX: &str = include_str!("../dashboard/index.html");
 
@@ -23,15 +23,32 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/", get(index))
 }
 
+/// Cookie that lets a browser reload the page after the token has left the address bar. It is
+/// honoured for this page only; the API itself accepts nothing but the bearer header.
+const COOKIE: &str = "tessera_dashboard";
+
+fn cookie_token(parts: &Parts) -> Option<String> {
+    let header = parts.headers.get(header::COOKIE)?.to_str().ok()?;
+    header.split(';').find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_owned))
+}
+
 async fn index(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let (parts, _): (Parts, _) = request.into_parts();
-    let authorized = match bearer(&parts) {
-        Some(secret) => matches!(authenticate(&state.pool, &secret).await, Ok(Some(_))),
-        None => false,
+    let Some(secret) = bearer(&parts).or_else(|| cookie_token(&parts)) else {
+        return (StatusCode::UNAUTHORIZED, Html(LOGIN)).into_response();
     };
-    if !authorized {
+    if !matches!(authenticate(&state.pool, &secret).await, Ok(Some(_))) {
         return (StatusCode::UNAUTHORIZED, Html(LOGIN)).into_response();
     }
-    // The token travels in the URL, so keep the page out of caches and referrers.
-    ([(header::CACHE_CONTROL, "no-store"), (header::REFERRER_POLICY, "no-referrer")], Html(INDEX)).into_response()
+    let cookie = format!("{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict");
+    // The token may travel in the URL, so keep the page out of caches and referrers.
+    (
+        [
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+            (header::SET_COOKIE, cookie),
+        ],
+        Html(INDEX),
+    )
+        .into_response()
 }

@@ -81,12 +81,45 @@ pub struct DeviceView {
     pub updated_at: DateTime<Utc>,
 }
 
-type DeviceRow = (String, String, String, String, String, Option<String>, Option<String>, Option<String>, Vec<String>, Vec<String>, bool, DateTime<Utc>);
+type DeviceRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Vec<String>,
+    Vec<String>,
+    bool,
+    DateTime<Utc>,
+);
+
+/// A downsampled history bucket: start, average, min, max, count.
+type BucketRow = (DateTime<Utc>, Option<f64>, Option<f64>, Option<f64>, i64);
+/// A row of `plugins`.
+type PluginRow = (String, String, String, Option<String>, i32, i64, i64, Json, DateTime<Utc>);
+/// A row of `actions`.
+type ActionRow = (String, String, String, String, Option<String>, DateTime<Utc>);
 
 const DEVICE_COLUMNS: &str = "id, plugin_id, external_id, name, device_class, manufacturer, model, firmware, capabilities, actions, online, updated_at";
 
 fn to_view(row: DeviceRow, states: Vec<CapabilityState>) -> DeviceView {
-    let (id, plugin_id, external_id, name, device_class, manufacturer, model, firmware, capability_names, actions, online, updated_at) = row;
+    let (
+        id,
+        plugin_id,
+        external_id,
+        name,
+        device_class,
+        manufacturer,
+        model,
+        firmware,
+        capability_names,
+        actions,
+        online,
+        updated_at,
+    ) = row;
     let metadata = DeviceMetadata {
         name: name.clone(),
         device_class: device_class.clone(),
@@ -97,7 +130,22 @@ fn to_view(row: DeviceRow, states: Vec<CapabilityState>) -> DeviceView {
         actions: actions.clone(),
     };
     let ui = serde_json::to_value(tessera_model::ui::generate(Catalog::builtin(), &metadata)).unwrap_or(Json::Null);
-    DeviceView { id, plugin_id, external_id, name, device_class, manufacturer, model, firmware, online, capability_names, capabilities: states, actions, ui, updated_at }
+    DeviceView {
+        id,
+        plugin_id,
+        external_id,
+        name,
+        device_class,
+        manufacturer,
+        model,
+        firmware,
+        online,
+        capability_names,
+        capabilities: states,
+        actions,
+        ui,
+        updated_at,
+    }
 }
 
 async fn states_of(pool: &PgPool, ids: &[String]) -> Result<HashMap<String, Vec<CapabilityState>>, ApiError> {
@@ -111,14 +159,28 @@ async fn states_of(pool: &PgPool, ids: &[String]) -> Result<HashMap<String, Vec<
     let mut out: HashMap<String, Vec<CapabilityState>> = HashMap::new();
     for (device, name, value, observed_at, offset) in rows {
         let cap = catalog.get(&name);
-        let kind = cap.map(|c| serde_json::to_value(c.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()).unwrap_or_default();
-        out.entry(device).or_default().push(CapabilityState { unit: cap.and_then(|c| c.unit.clone()), kind, name, value, observed_at, offset });
+        let kind = cap
+            .map(|c| serde_json::to_value(c.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+            .unwrap_or_default();
+        out.entry(device).or_default().push(CapabilityState {
+            unit: cap.and_then(|c| c.unit.clone()),
+            kind,
+            name,
+            value,
+            observed_at,
+            offset,
+        });
     }
     Ok(out)
 }
 
 /// One page of devices ordered by id, after the cursor `after` (a device id).
-pub async fn list_devices(pool: &PgPool, filter: &DeviceFilter, first: i64, after: Option<&str>) -> Result<(Vec<DeviceView>, bool), ApiError> {
+pub async fn list_devices(
+    pool: &PgPool,
+    filter: &DeviceFilter,
+    first: i64,
+    after: Option<&str>,
+) -> Result<(Vec<DeviceView>, bool), ApiError> {
     if !(1..=MAX_PAGE).contains(&first) {
         return Err(ApiError::BadRequest(format!("page size must be between 1 and {MAX_PAGE}")));
     }
@@ -144,18 +206,24 @@ pub async fn list_devices(pool: &PgPool, filter: &DeviceFilter, first: i64, afte
     let rows: Vec<DeviceRow> = rows.into_iter().take(first as usize).collect();
     let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     let mut states = states_of(pool, &ids).await?;
-    Ok((rows.into_iter().map(|r| {
-        let s = states.remove(&r.0).unwrap_or_default();
-        to_view(r, s)
-    }).collect(), has_next))
+    Ok((
+        rows.into_iter()
+            .map(|r| {
+                let s = states.remove(&r.0).unwrap_or_default();
+                to_view(r, s)
+            })
+            .collect(),
+        has_next,
+    ))
 }
 
 /// One device by id.
 pub async fn get_device(pool: &PgPool, id: &str) -> Result<Option<DeviceView>, ApiError> {
-    let row: Option<DeviceRow> = sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM projection.devices WHERE id = $1 AND NOT removed"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<DeviceRow> =
+        sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM projection.devices WHERE id = $1 AND NOT removed"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
     let Some(row) = row else { return Ok(None) };
     let mut states = states_of(pool, std::slice::from_ref(&row.0)).await?;
     let s = states.remove(&row.0).unwrap_or_default();
@@ -180,14 +248,21 @@ pub struct HistoryPoint {
 
 /// History of one capability between two times, optionally downsampled into buckets of
 /// `bucket_seconds` (average, min, max per bucket), at most [`MAX_POINTS`] points.
-pub async fn history(pool: &PgPool, device: &str, capability: &str, from: DateTime<Utc>, to: DateTime<Utc>, bucket_seconds: Option<i64>) -> Result<Vec<HistoryPoint>, ApiError> {
+pub async fn history(
+    pool: &PgPool,
+    device: &str,
+    capability: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    bucket_seconds: Option<i64>,
+) -> Result<Vec<HistoryPoint>, ApiError> {
     if to < from {
         return Err(ApiError::BadRequest("`to` is before `from`".into()));
     }
     match bucket_seconds {
         Some(b) if b < 1 => Err(ApiError::BadRequest("bucket must be at least 1 second".into())),
         Some(bucket) => {
-            let rows: Vec<(DateTime<Utc>, Option<f64>, Option<f64>, Option<f64>, i64)> = sqlx::query_as(
+            let rows: Vec<BucketRow> = sqlx::query_as(
                 "SELECT to_timestamp(floor(extract(epoch FROM observed_at) / $4) * $4) AS at, avg(num), min(num), max(num), count(*)
                  FROM projection.state_history WHERE device_id = $1 AND capability = $2 AND observed_at >= $3 AND observed_at < $5
                  GROUP BY 1 ORDER BY 1 LIMIT $6",
@@ -200,7 +275,16 @@ pub async fn history(pool: &PgPool, device: &str, capability: &str, from: DateTi
             .bind(MAX_POINTS)
             .fetch_all(pool)
             .await?;
-            Ok(rows.into_iter().map(|(at, avg, min, max, count)| HistoryPoint { at, value: avg.map_or(Json::Null, Json::from), min, max, count }).collect())
+            Ok(rows
+                .into_iter()
+                .map(|(at, avg, min, max, count)| HistoryPoint {
+                    at,
+                    value: avg.map_or(Json::Null, Json::from),
+                    min,
+                    max,
+                    count,
+                })
+                .collect())
         }
         None => {
             let rows: Vec<(DateTime<Utc>, Json, Option<f64>)> = sqlx::query_as(
@@ -215,7 +299,10 @@ pub async fn history(pool: &PgPool, device: &str, capability: &str, from: DateTi
             .bind(MAX_POINTS)
             .fetch_all(pool)
             .await?;
-            let mut points: Vec<HistoryPoint> = rows.into_iter().map(|(at, value, num)| HistoryPoint { at, value, min: num, max: num, count: 1 }).collect();
+            let mut points: Vec<HistoryPoint> = rows
+                .into_iter()
+                .map(|(at, value, num)| HistoryPoint { at, value, min: num, max: num, count: 1 })
+                .collect();
             points.reverse();
             Ok(points)
         }
@@ -248,16 +335,36 @@ pub struct PluginView {
 
 /// Every plugin, by id.
 pub async fn plugins(pool: &PgPool) -> Result<Vec<PluginView>, ApiError> {
-    let rows: Vec<(String, String, String, Option<String>, i32, i64, i64, Json, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<PluginRow> = sqlx::query_as(
         "SELECT id, version, state, detail, restarts, accepted, rejected, violations, updated_at FROM projection.plugins ORDER BY id LIMIT 1000",
     )
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, version, state, last_error, restarts, observations_accepted, observations_rejected, violations, updated_at)| PluginView {
-            id, version, state, last_error, restarts, observations_accepted, observations_rejected, violations, updated_at,
-        })
+        .map(
+            |(
+                id,
+                version,
+                state,
+                last_error,
+                restarts,
+                observations_accepted,
+                observations_rejected,
+                violations,
+                updated_at,
+            )| PluginView {
+                id,
+                version,
+                state,
+                last_error,
+                restarts,
+                observations_accepted,
+                observations_rejected,
+                violations,
+                updated_at,
+            },
+        )
         .collect())
 }
 
@@ -281,10 +388,18 @@ pub struct ActionStatus {
 
 /// An action's status, once the projector has seen it.
 pub async fn action_status(pool: &PgPool, id: &str) -> Result<Option<ActionStatus>, ApiError> {
-    let row: Option<(String, String, String, String, Option<String>, DateTime<Utc>)> =
-        sqlx::query_as("SELECT action_id, device_id, action, status, detail, updated_at FROM projection.actions WHERE action_id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(id, device_id, action, status, detail, updated_at)| ActionStatus { id, device_id, action, status, detail, updated_at }))
+    let row: Option<ActionRow> = sqlx::query_as(
+        "SELECT action_id, device_id, action, status, detail, updated_at FROM projection.actions WHERE action_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(id, device_id, action, status, detail, updated_at)| ActionStatus {
+        id,
+        device_id,
+        action,
+        status,
+        detail,
+        updated_at,
+    }))
 }

@@ -43,7 +43,9 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Database(_) | ApiError::Log(_) | ApiError::Codec(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Database(_) | ApiError::Log(_) | ApiError::Codec(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             ApiError::Bind(..) | ApiError::Serve(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -55,7 +57,8 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let mut response = (status, axum::Json(json!({"error": {"code": code, "message": self.to_string()}}))).into_response();
+        let mut response =
+            (status, axum::Json(json!({"error": {"code": code, "message": self.to_string()}}))).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }

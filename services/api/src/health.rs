@@ -30,11 +30,12 @@ async fn projector_lag(state: &AppState) -> Result<u64, ApiError> {
     let mut lag = 0;
     for partition in 0..state.log.partition_count(&topic).await? {
         let end = state.log.end_offset(&topic, partition).await?;
-        let stored: Option<(i64,)> = sqlx::query_as("SELECT next_offset FROM projection.consumer_offsets WHERE topic = $1 AND partition = $2")
-            .bind(&topic)
-            .bind(partition as i32)
-            .fetch_optional(&state.pool)
-            .await?;
+        let stored: Option<(i64,)> =
+            sqlx::query_as("SELECT next_offset FROM projection.consumer_offsets WHERE topic = $1 AND partition = $2")
+                .bind(&topic)
+                .bind(partition as i32)
+                .fetch_optional(&state.pool)
+                .await?;
         lag += end.saturating_sub(stored.map_or(0, |(o,)| o.max(0) as u64));
     }
     Ok(lag)

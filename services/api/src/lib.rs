@@ -51,8 +51,15 @@ pub async fn run(addr: SocketAddr, state: AppState, shutdown: CancellationToken)
 }
 
 /// Serves the API on an already bound listener until `shutdown` is cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: CancellationToken) -> Result<(), ApiError> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> Result<(), ApiError> {
     changes::spawn_listener(state.clone(), shutdown.clone());
     let app = router(state);
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await.map_err(ApiError::Serve)
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(ApiError::Serve)
 }

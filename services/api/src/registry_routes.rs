@@ -1,10 +1,10 @@
 //! The schema-registry read API (Confluent-compatible subset), so that standard Avro tooling can
 //! resolve the schema ids framed into every record.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use axum::Json;
 use serde_json::{Value, json};
 
 use crate::auth::{Principal, Scope};
@@ -19,7 +19,11 @@ pub fn routes() -> Router<AppState> {
         .route("/schema-registry/subjects/{subject}/versions/{version}", get(version))
 }
 
-async fn schema_by_id(State(state): State<AppState>, principal: Principal, Path(id): Path<u32>) -> Result<Json<Value>, ApiError> {
+async fn schema_by_id(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<u32>,
+) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Read)?;
     match state.codec.registry().get(id).await {
         Ok(schema) => Ok(Json(json!({"schema": schema.text}))),
@@ -33,7 +37,11 @@ async fn subjects(State(state): State<AppState>, principal: Principal) -> Result
     Ok(Json(state.codec.registry().subjects().await?))
 }
 
-async fn versions(State(state): State<AppState>, principal: Principal, Path(subject): Path<String>) -> Result<Json<Vec<u32>>, ApiError> {
+async fn versions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(subject): Path<String>,
+) -> Result<Json<Vec<u32>>, ApiError> {
     principal.require(Scope::Read)?;
     let versions = state.codec.registry().versions(&subject).await?;
     if versions.is_empty() {
@@ -42,13 +50,19 @@ async fn versions(State(state): State<AppState>, principal: Principal, Path(subj
     Ok(Json(versions.iter().map(|v| v.version).collect()))
 }
 
-async fn version(State(state): State<AppState>, principal: Principal, Path((subject, version)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+async fn version(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((subject, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Read)?;
     let versions = state.codec.registry().versions(&subject).await?;
     let chosen = if version == "latest" {
         versions.last()
     } else {
-        let n: u32 = version.parse().map_err(|_| ApiError::BadRequest(format!("version `{version}` is not a number or `latest`")))?;
+        let n: u32 = version
+            .parse()
+            .map_err(|_| ApiError::BadRequest(format!("version `{version}` is not a number or `latest`")))?;
         versions.iter().find(|v| v.version == n)
     };
     let chosen = chosen.ok_or_else(|| ApiError::NotFound(format!("subject `{subject}` version {version}")))?;

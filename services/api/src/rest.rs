@@ -1,15 +1,15 @@
 //! REST under `/v1`: the same reads as GraphQL, and action invocation.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
-use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tessera_model::Catalog;
 
-use crate::actions::{InvokeRequest, Invocation, invoke};
+use crate::actions::{Invocation, InvokeRequest, invoke};
 use crate::auth::{Principal, Scope};
 use crate::db::{self, ActionStatus, DeviceFilter, DeviceView, HistoryPoint, PluginView};
 use crate::{ApiError, AppState};
@@ -41,15 +41,28 @@ fn default_page() -> i64 {
     50
 }
 
-async fn list_devices(State(state): State<AppState>, principal: Principal, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+async fn list_devices(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Read)?;
-    let filter = DeviceFilter { plugin_id: q.plugin_id, device_class: q.device_class, capability: q.capability, online: q.online };
+    let filter = DeviceFilter {
+        plugin_id: q.plugin_id,
+        device_class: q.device_class,
+        capability: q.capability,
+        online: q.online,
+    };
     let (items, has_next) = db::list_devices(&state.pool, &filter, q.first, q.after.as_deref()).await?;
     let next = if has_next { items.last().map(|d| d.id.clone()) } else { None };
     Ok(Json(json!({"items": items, "nextCursor": next})))
 }
 
-async fn get_device(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> Result<Json<DeviceView>, ApiError> {
+async fn get_device(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<DeviceView>, ApiError> {
     principal.require(Scope::Read)?;
     db::get_device(&state.pool, &id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("device `{id}`")))
 }
@@ -62,7 +75,12 @@ struct HistoryQuery {
     bucket: Option<i64>,
 }
 
-async fn history(State(state): State<AppState>, principal: Principal, Path(id): Path<String>, Query(q): Query<HistoryQuery>) -> Result<Json<Vec<HistoryPoint>>, ApiError> {
+async fn history(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Vec<HistoryPoint>>, ApiError> {
     principal.require(Scope::Read)?;
     let to = q.to.unwrap_or_else(Utc::now);
     Ok(Json(db::history(&state.pool, &id, &q.capability, q.from, to, q.bucket).await?))
@@ -84,11 +102,21 @@ async fn invoke_action(
     Path((id, action)): Path<(String, String)>,
     Json(body): Json<InvokeBody>,
 ) -> Result<(axum::http::StatusCode, Json<Invocation>), ApiError> {
-    let request = InvokeRequest { device_id: id, action, params: body.params, dry_run: body.dry_run, idempotency_key: body.idempotency_key };
+    let request = InvokeRequest {
+        device_id: id,
+        action,
+        params: body.params,
+        dry_run: body.dry_run,
+        idempotency_key: body.idempotency_key,
+    };
     Ok((axum::http::StatusCode::ACCEPTED, Json(invoke(&state, &principal, request).await?)))
 }
 
-async fn action_status(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> Result<Json<ActionStatus>, ApiError> {
+async fn action_status(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<ActionStatus>, ApiError> {
     principal.require(Scope::Read)?;
     db::action_status(&state.pool, &id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("action `{id}`")))
 }

@@ -32,7 +32,13 @@ pub struct AppState {
 
 impl AppState {
     /// State over the given resources.
-    pub fn new(pool: PgPool, log: Arc<dyn Log>, codec: Arc<Codec>, topics: Topics, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> Self {
+    pub fn new(
+        pool: PgPool,
+        log: Arc<dyn Log>,
+        codec: Arc<Codec>,
+        topics: Topics,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Self {
         let (changes, _) = broadcast::channel(4096);
         Self { pool, log, codec, topics, changes, listening: Arc::new(AtomicBool::new(false)), metrics }
     }

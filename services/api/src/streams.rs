@@ -30,7 +30,12 @@ struct StreamQuery {
     from: u64,
 }
 
-async fn stream(State(state): State<AppState>, principal: Principal, Path(topic): Path<String>, Query(q): Query<StreamQuery>) -> Result<Response, ApiError> {
+async fn stream(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(topic): Path<String>,
+    Query(q): Query<StreamQuery>,
+) -> Result<Response, ApiError> {
     principal.require(Scope::Read)?;
     let topic = state.topics.resolve(&topic);
     let records = replay(state, topic, q.from).await?;
@@ -75,7 +80,11 @@ struct Cursor {
 }
 
 /// Replays `topic` from `from` on every partition, then tails it.
-pub async fn replay(state: AppState, topic: String, from: u64) -> Result<impl Stream<Item = Result<Json, ApiError>> + Send + 'static, ApiError> {
+pub async fn replay(
+    state: AppState,
+    topic: String,
+    from: u64,
+) -> Result<impl Stream<Item = Result<Json, ApiError>> + Send + 'static, ApiError> {
     let partitions = match state.log.partition_count(&topic).await {
         Ok(n) => n,
         Err(tessera_log::LogError::UnknownTopic(_)) => return Err(ApiError::NotFound(format!("topic `{topic}`"))),

@@ -60,7 +60,13 @@ fn mismatch(path: &str, expected: impl Into<String>) -> CodecError {
     CodecError::Shape { field: path.to_owned(), expected: expected.into() }
 }
 
-fn convert(json: &Json, schema: &Schema, names: &HashMap<Name, &Schema>, path: &str, depth: usize) -> Result<Value, CodecError> {
+fn convert(
+    json: &Json,
+    schema: &Schema,
+    names: &HashMap<Name, &Schema>,
+    path: &str,
+    depth: usize,
+) -> Result<Value, CodecError> {
     if depth > MAX_DEPTH {
         return Err(mismatch(path, format!("nesting of at most {MAX_DEPTH} levels")));
     }
@@ -76,10 +82,16 @@ fn convert(json: &Json, schema: &Schema, names: &HashMap<Name, &Schema>, path: &
         Schema::Float => Value::Float(json.as_f64().ok_or_else(|| mismatch(path, "a number"))? as f32),
         Schema::Double => Value::Double(json.as_f64().ok_or_else(|| mismatch(path, "a number"))?),
         Schema::String => Value::String(json.as_str().ok_or_else(|| mismatch(path, "a string"))?.to_owned()),
-        Schema::Bytes => Value::Bytes(json.as_str().ok_or_else(|| mismatch(path, "a string of bytes"))?.as_bytes().to_vec()),
+        Schema::Bytes => {
+            Value::Bytes(json.as_str().ok_or_else(|| mismatch(path, "a string of bytes"))?.as_bytes().to_vec())
+        }
         Schema::Enum(e) => {
             let symbol = json.as_str().ok_or_else(|| mismatch(path, "an enum symbol"))?;
-            let index = e.symbols.iter().position(|s| s == symbol).ok_or_else(|| mismatch(path, format!("one of {:?}", e.symbols)))?;
+            let index = e
+                .symbols
+                .iter()
+                .position(|s| s == symbol)
+                .ok_or_else(|| mismatch(path, format!("one of {:?}", e.symbols)))?;
             Value::Enum(index as u32, symbol.to_owned())
         }
         Schema::Array(a) => {
@@ -110,7 +122,8 @@ fn convert(json: &Json, schema: &Schema, names: &HashMap<Name, &Schema>, path: &
             return Err(last.unwrap_or_else(|| mismatch(path, "a value of the union")));
         }
         Schema::Record(r) => {
-            let object = json.as_object().ok_or_else(|| mismatch(path, format!("an object (record {})", r.name.name)))?;
+            let object =
+                json.as_object().ok_or_else(|| mismatch(path, format!("an object (record {})", r.name.name)))?;
             if let Some(extra) = object.keys().find(|k| !r.lookup.contains_key(*k)) {
                 return Err(mismatch(&format!("{path}.{extra}"), format!("no such field in record {}", r.name.name)));
             }

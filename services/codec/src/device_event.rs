@@ -53,7 +53,10 @@ pub fn to_value(event: &DeviceEvent) -> Value {
                         StateValue::Float(f) => Value::Union(2, Box::new(Value::Double(*f))),
                         StateValue::Text(t) => Value::Union(3, Box::new(Value::String(t.clone()))),
                     };
-                    Value::Record(vec![("capability".into(), Value::String(s.capability.clone())), ("value".into(), value)])
+                    Value::Record(vec![
+                        ("capability".into(), Value::String(s.capability.clone())),
+                        ("value".into(), value),
+                    ])
                 })
                 .collect();
             Value::Union(1, Box::new(Value::Record(vec![("states".into(), Value::Array(items))])))

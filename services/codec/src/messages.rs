@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use apache_avro::types::Value;
 use apache_avro::Schema;
+use apache_avro::types::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tessera_model::{DeviceEvent, Violation};
@@ -113,7 +113,8 @@ fn opt(v: &Option<String>) -> Value {
 }
 
 fn int(f: &Fields<'_>, name: &str) -> Result<i32, CodecError> {
-    i32::try_from(f.long(name)?).map_err(|_| CodecError::Shape { field: name.into(), expected: "a 32-bit integer".into() })
+    i32::try_from(f.long(name)?)
+        .map_err(|_| CodecError::Shape { field: name.into(), expected: "a 32-bit integer".into() })
 }
 
 fn records<'a>(f: &Fields<'a>, name: &str) -> Result<&'a [Value], CodecError> {
@@ -128,7 +129,14 @@ impl Rejection {
         let errors = self
             .errors
             .iter()
-            .map(|e| Value::Record(vec![("field".into(), s(&e.field)), ("rule".into(), s(&e.rule)), ("expected".into(), s(&e.expected)), ("found".into(), s(&e.found))]))
+            .map(|e| {
+                Value::Record(vec![
+                    ("field".into(), s(&e.field)),
+                    ("rule".into(), s(&e.rule)),
+                    ("expected".into(), s(&e.expected)),
+                    ("found".into(), s(&e.found)),
+                ])
+            })
             .collect();
         let original = match &self.original {
             None => Value::Union(0, Box::new(Value::Null)),
@@ -152,7 +160,12 @@ impl Rejection {
             .iter()
             .map(|v| {
                 let e = Fields::of(v, "Rejection.errors[]")?;
-                Ok(RejectionError { field: e.string("field")?, rule: e.string("rule")?, expected: e.string("expected")?, found: e.string("found")? })
+                Ok(RejectionError {
+                    field: e.string("field")?,
+                    rule: e.string("rule")?,
+                    expected: e.string("expected")?,
+                    found: e.string("found")?,
+                })
             })
             .collect::<Result<_, CodecError>>()?;
         let original = match f.get("original") {
@@ -177,7 +190,14 @@ impl PluginLifecycle {
         let violations = self
             .violations
             .iter()
-            .map(|v| Value::Record(vec![("code".into(), s(&v.code)), ("path".into(), s(&v.path)), ("message".into(), s(&v.message)), ("hint".into(), opt(&v.hint))]))
+            .map(|v| {
+                Value::Record(vec![
+                    ("code".into(), s(&v.code)),
+                    ("path".into(), s(&v.path)),
+                    ("message".into(), s(&v.message)),
+                    ("hint".into(), opt(&v.hint)),
+                ])
+            })
             .collect();
         Value::Record(vec![
             ("plugin_id".into(), s(&self.plugin_id)),
@@ -198,7 +218,12 @@ impl PluginLifecycle {
             .iter()
             .map(|v| {
                 let e = Fields::of(v, "PluginLifecycle.violations[]")?;
-                Ok(Violation { code: e.string("code")?, path: e.string("path")?, message: e.string("message")?, hint: e.opt_string("hint")? })
+                Ok(Violation {
+                    code: e.string("code")?,
+                    path: e.string("path")?,
+                    message: e.string("message")?,
+                    hint: e.opt_string("hint")?,
+                })
             })
             .collect::<Result<_, CodecError>>()?;
         Ok(Self {

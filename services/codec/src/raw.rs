@@ -8,9 +8,9 @@ use apache_avro::Schema;
 use apache_avro::types::Value;
 use serde_json::Value as Json;
 
+use crate::CodecError;
 use crate::avro_json::{from_json_within, to_json};
 use crate::device_event::Fields;
-use crate::CodecError;
 
 /// The envelope schema text for a plugin whose contract consists of `contract_texts`.
 pub fn envelope_schema_text(plugin_id: &str, contract_texts: &[String]) -> String {
@@ -127,7 +127,8 @@ mod tests {
 
     #[test]
     fn contract_mismatches_name_the_field() {
-        let contract = vec![r#"{"type":"record","name":"A","namespace":"p","fields":[{"name":"x","type":"int"}]}"#.to_string()];
+        let contract =
+            vec![r#"{"type":"record","name":"A","namespace":"p","fields":[{"name":"x","type":"int"}]}"#.to_string()];
         let schema = Schema::parse_str(&envelope_schema_text("p", &contract)).unwrap();
         let obs = RawObservation {
             plugin_id: "p".into(),

@@ -97,9 +97,10 @@ impl SchemaRegistry {
                     tracing::warn!(offset = record.offset, id = entry.id, "skipping unparsable schema");
                     continue;
                 };
-                state.by_id.entry(entry.id).or_insert_with(|| {
-                    Arc::new(RegisteredSchema { id: entry.id, text: entry.schema.clone(), schema })
-                });
+                state
+                    .by_id
+                    .entry(entry.id)
+                    .or_insert_with(|| Arc::new(RegisteredSchema { id: entry.id, text: entry.schema.clone(), schema }));
                 let versions = state.subjects.entry(entry.subject).or_default();
                 if !versions.contains(&entry.id) {
                     versions.push(entry.id);
@@ -117,7 +118,12 @@ impl SchemaRegistry {
     }
 
     /// Registers an already parsed schema whose text is `text`.
-    pub async fn register_parsed(&self, subject: &str, text: &str, schema: Schema) -> Result<Arc<RegisteredSchema>, CodecError> {
+    pub async fn register_parsed(
+        &self,
+        subject: &str,
+        text: &str,
+        schema: Schema,
+    ) -> Result<Arc<RegisteredSchema>, CodecError> {
         let id = schema_id(&schema);
         self.refresh().await?;
         {
@@ -173,8 +179,5 @@ impl SchemaRegistry {
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -19,13 +19,17 @@ use tokio::process::{Child, Command};
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
     /// No PostgreSQL binaries were found.
-    #[error("PostgreSQL binary `{0}` not found on PATH or under /usr/lib/postgresql/*/bin; install PostgreSQL or pass --database-url")]
+    #[error(
+        "PostgreSQL binary `{0}` not found on PATH or under /usr/lib/postgresql/*/bin; install PostgreSQL or pass --database-url"
+    )]
     BinaryNotFound(String),
     /// We are root and the `postgres` user does not exist.
     #[error("running as root needs the `postgres` system user to run PostgreSQL as, and it does not exist")]
     NoPostgresUser,
     /// The directory is not reachable by the `postgres` user.
-    #[error("{0} is not reachable by the `postgres` user (a parent directory lacks o+x); choose another data directory")]
+    #[error(
+        "{0} is not reachable by the `postgres` user (a parent directory lacks o+x); choose another data directory"
+    )]
     Unreachable(PathBuf),
     /// A file operation failed.
     #[error("{path}: {source}")]
@@ -167,7 +171,10 @@ impl EmbeddedPostgres {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let dir = dir.canonicalize().map_err(io(dir))?;
         if ids.is_some() {
-            let reachable = dir.ancestors().skip(1).all(|a| std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 != 0).unwrap_or(false));
+            let reachable = dir
+                .ancestors()
+                .skip(1)
+                .all(|a| std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 != 0).unwrap_or(false));
             if !reachable {
                 return Err(PgError::Unreachable(dir));
             }

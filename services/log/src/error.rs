@@ -80,9 +80,7 @@ pub enum LogError {
     InvalidPartitionCount(u32),
 
     /// A read started beyond the end of the partition.
-    #[error(
-        "offset {offset} is out of range for {topic}/{partition} (records exist from {start} up to {end})"
-    )]
+    #[error("offset {offset} is out of range for {topic}/{partition} (records exist from {start} up to {end})")]
     OffsetOutOfRange {
         /// Topic read.
         topic: String,
@@ -105,9 +103,7 @@ pub enum LogError {
 
     /// Writing to a partition failed earlier (for example an fsync error); the partition refuses
     /// further appends until the log is reopened, because the state of its tail is unknown.
-    #[error(
-        "partition {topic}/{partition} stopped accepting appends after an earlier failure: {reason}"
-    )]
+    #[error("partition {topic}/{partition} stopped accepting appends after an earlier failure: {reason}")]
     PartitionFailed {
         /// Topic of the failed partition.
         topic: String,
@@ -129,22 +125,11 @@ pub enum LogError {
 impl LogError {
     /// Wraps an I/O error with the path it happened on.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        LogError::Io {
-            path: path.into(),
-            source,
-        }
+        LogError::Io { path: path.into(), source }
     }
 
     /// Builds a [`LogError::Corrupt`].
-    pub(crate) fn corrupt(
-        path: impl Into<PathBuf>,
-        position: u64,
-        detail: impl Into<String>,
-    ) -> Self {
-        LogError::Corrupt {
-            path: path.into(),
-            position,
-            detail: detail.into(),
-        }
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, position: u64, detail: impl Into<String>) -> Self {
+        LogError::Corrupt { path: path.into(), position, detail: detail.into() }
     }
 }

@@ -78,8 +78,7 @@ pub trait Log: Send + Sync + 'static {
 
     /// Appends records, routing each by its key, and returns once all of them are durable.
     /// The returned positions are in the order of `records`.
-    async fn append(&self, topic: &str, records: Vec<NewRecord>)
-    -> Result<Vec<Position>, LogError>;
+    async fn append(&self, topic: &str, records: Vec<NewRecord>) -> Result<Vec<Position>, LogError>;
 
     /// Reads up to `max_records` records of one partition starting at `from`; returns an empty
     /// vector at the end of the partition (it never waits).
@@ -88,43 +87,20 @@ pub trait Log: Send + Sync + 'static {
     /// the first retained record; the records carry their offsets, so the gap is visible. A
     /// `from` beyond the end offset fails with [`LogError::OffsetOutOfRange`]. A read may return
     /// fewer than `max_records` records even when more are available (it bounds its size).
-    async fn read(
-        &self,
-        topic: &str,
-        partition: u32,
-        from: u64,
-        max_records: usize,
-    ) -> Result<Vec<Record>, LogError>;
+    async fn read(&self, topic: &str, partition: u32, from: u64, max_records: usize) -> Result<Vec<Record>, LogError>;
 
     /// Offset the next appended record of the partition will get (the high-water mark).
     async fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, LogError>;
 
     /// Waits until the partition's end offset is greater than `offset` or `timeout` passes;
     /// returns whether data is available. This is how consumers tail with low latency.
-    async fn wait_for(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        timeout: Duration,
-    ) -> Result<bool, LogError>;
+    async fn wait_for(&self, topic: &str, partition: u32, offset: u64, timeout: Duration) -> Result<bool, LogError>;
 
     /// Stores `next_offset` (the offset of the next record to consume) for a consumer group.
-    async fn commit(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: u32,
-        next_offset: u64,
-    ) -> Result<(), LogError>;
+    async fn commit(&self, group: &str, topic: &str, partition: u32, next_offset: u64) -> Result<(), LogError>;
 
     /// The offset last committed by a consumer group, if any.
-    async fn committed(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: u32,
-    ) -> Result<Option<u64>, LogError>;
+    async fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<Option<u64>, LogError>;
 }
 
 /// Opens a log backend from a URL: `embedded:<directory>`.

@@ -22,11 +22,7 @@ const PARTITIONS: u32 = 2;
 /// Same payload as the writer binary builds; the test recomputes it to check every byte.
 fn payload(run: u64, task: u32, seq: u64) -> Vec<u8> {
     let mut value = format!("{run}:{task}:{seq}:").into_bytes();
-    let len = if seq % 211 == 13 {
-        64 * 1024
-    } else {
-        (seq * 7919 % 1000) as usize
-    };
+    let len = if seq % 211 == 13 { 64 * 1024 } else { (seq * 7919 % 1000) as usize };
     value.extend((0..len).map(|i| b'a' + ((seq as usize + i) % 26) as u8));
     value
 }
@@ -78,17 +74,9 @@ fn tail_bytes(dir: &Path) -> u64 {
     (0..PARTITIONS)
         .filter_map(|p| {
             let dir = dir.join(TOPIC).join(p.to_string());
-            let mut files: Vec<_> = std::fs::read_dir(dir)
-                .ok()?
-                .filter_map(Result::ok)
-                .collect();
+            let mut files: Vec<_> = std::fs::read_dir(dir).ok()?.filter_map(Result::ok).collect();
             files.sort_by_key(|e| e.file_name());
-            files
-                .iter()
-                .rev()
-                .find(|e| e.file_name().to_string_lossy().ends_with(".log"))?
-                .metadata()
-                .ok()
+            files.iter().rev().find(|e| e.file_name().to_string_lossy().ends_with(".log"))?.metadata().ok()
         })
         .map(|m| m.len())
         .sum()
@@ -108,10 +96,7 @@ async fn verify_new_records(dir: &Path, state: &mut Verified) {
     for partition in 0..PARTITIONS {
         let end = log.end_offset(TOPIC, partition).await.unwrap();
         let checked = state.checked_end[partition as usize];
-        assert!(
-            end >= checked,
-            "partition {partition} shrank from {checked} to {end}: durable records lost"
-        );
+        assert!(end >= checked, "partition {partition} shrank from {checked} to {end}: durable records lost");
         if checked > 0 {
             // The last record verified earlier must still be the same one.
             let again = log.read(TOPIC, partition, checked - 1, 1).await.unwrap();
@@ -121,27 +106,15 @@ async fn verify_new_records(dir: &Path, state: &mut Verified) {
         let mut next = checked;
         while next < end {
             let batch = log.read(TOPIC, partition, next, 512).await.unwrap();
-            assert!(
-                !batch.is_empty(),
-                "read returned nothing below the end offset"
-            );
+            assert!(!batch.is_empty(), "read returned nothing below the end offset");
             for record in batch {
                 assert_eq!(record.offset, next, "offsets must be contiguous");
                 next += 1;
-                let text =
-                    std::str::from_utf8(&record.value[..record.value.len().min(64)]).unwrap_or("");
+                let text = std::str::from_utf8(&record.value[..record.value.len().min(64)]).unwrap_or("");
                 let id = parse_id(text);
-                assert_eq!(
-                    record.value,
-                    payload(id.0, id.1, id.2),
-                    "record {id:?} came back damaged"
-                );
+                assert_eq!(record.value, payload(id.0, id.1, id.2), "record {id:?} came back damaged");
                 assert_eq!(record.timestamp_ms, id.2 as i64);
-                if state
-                    .location
-                    .insert(id, (partition, record.offset))
-                    .is_some()
-                {
+                if state.location.insert(id, (partition, record.offset)).is_some() {
                     state.duplicates += 1;
                 }
                 let expected = state.next_seq.entry((id.0, id.1)).or_insert(0);
@@ -163,24 +136,16 @@ async fn verify_new_records(dir: &Path, state: &mut Verified) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_sigkill() {
-    let kills: u64 = std::env::var("TESSERA_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let kills: u64 = std::env::var("TESSERA_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let budget = Duration::from_secs(45);
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     println!("crash test seed {seed}");
     let mut rng = XorShift(seed);
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let mut state = Verified::default();
     let mut acknowledged: Vec<(Id, u32, u64)> = Vec::new();
-    let (mut done, mut truncating_recoveries, mut partial_lines, mut lost) =
-        (0u64, 0u64, 0u64, 0u64);
+    let (mut done, mut truncating_recoveries, mut partial_lines, mut lost) = (0u64, 0u64, 0u64, 0u64);
 
     while done < kills && started.elapsed() < budget {
         let run = done;
@@ -201,11 +166,7 @@ async fn acknowledged_records_survive_sigkill() {
         std::thread::sleep(delay);
         child.kill().unwrap();
         let status = child.wait().unwrap();
-        assert_eq!(
-            status.signal(),
-            Some(9),
-            "writer exited on its own: {status}"
-        );
+        assert_eq!(status.signal(), Some(9), "writer exited on its own: {status}");
         let output = reader.join().unwrap();
         let text = String::from_utf8(output).unwrap();
         let complete = text.rfind('\n').map_or("", |end| &text[..end]);
@@ -227,23 +188,18 @@ async fn acknowledged_records_survive_sigkill() {
         if tail_bytes(dir.path()) < before {
             truncating_recoveries += 1;
         }
-        for (id, partition, offset) in
-            &acknowledged[acknowledged.len() - complete.lines().count()..]
-        {
+        for (id, partition, offset) in &acknowledged[acknowledged.len() - complete.lines().count()..] {
             match state.location.get(id) {
                 Some(found) => assert_eq!(found, &(*partition, *offset), "record {id:?} moved"),
                 None => {
-                    eprintln!(
-                        "acknowledged record {id:?} at {partition}/{offset} was lost (run {run})"
-                    );
+                    eprintln!("acknowledged record {id:?} at {partition}/{offset} was lost (run {run})");
                     lost += 1;
                 }
             }
         }
     }
 
-    let unacknowledged_durable =
-        state.location.len() as i64 - (acknowledged.len() as i64 - lost as i64);
+    let unacknowledged_durable = state.location.len() as i64 - (acknowledged.len() as i64 - lost as i64);
     println!(
         "crash test: {done} kills in {:.1?}; {} acknowledged records, {lost} lost, {} duplicated, {} durable but \
          unacknowledged, {} records in the log, {truncating_recoveries} recoveries truncated a torn tail, \
@@ -256,12 +212,6 @@ async fn acknowledged_records_survive_sigkill() {
     );
     assert_eq!(lost, 0, "acknowledged records were lost");
     assert_eq!(state.duplicates, 0, "records were duplicated");
-    assert!(
-        done >= kills.min(20),
-        "only {done} kills fit in the time budget"
-    );
-    assert!(
-        !acknowledged.is_empty(),
-        "the writer never got an append acknowledged"
-    );
+    assert!(done >= kills.min(20), "only {done} kills fit in the time budget");
+    assert!(!acknowledged.is_empty(), "the writer never got an append acknowledged");
 }

@@ -52,7 +52,11 @@ impl DeviceCache {
         if next.device_class.is_empty() {
             next.device_class = "generic".into();
         }
-        for (slot, value) in [(&mut next.manufacturer, &obs.manufacturer), (&mut next.model, &obs.model), (&mut next.firmware, &obs.firmware)] {
+        for (slot, value) in [
+            (&mut next.manufacturer, &obs.manufacturer),
+            (&mut next.model, &obs.model),
+            (&mut next.firmware, &obs.firmware),
+        ] {
             if value.is_some() {
                 slot.clone_from(value);
             }
@@ -100,14 +104,20 @@ mod tests {
             external_id: "lamp".into(),
             name: Some("Lamp".into()),
             device_class: Some("light".into()),
-            states: states.iter().map(|c| StateEntry { capability: (*c).into(), value: StateValue::Bool(true) }).collect(),
+            states: states
+                .iter()
+                .map(|c| StateEntry { capability: (*c).into(), value: StateValue::Bool(true) })
+                .collect(),
             ..Default::default()
         }
     }
 
     #[test]
     fn upserts_only_on_change() {
-        let actions: ActionsSpec = toml::from_str("version = 1\n[[device_class]]\nclass = \"light\"\nactions = [\"toggle\", \"set_brightness\"]\n").unwrap();
+        let actions: ActionsSpec = toml::from_str(
+            "version = 1\n[[device_class]]\nclass = \"light\"\nactions = [\"toggle\", \"set_brightness\"]\n",
+        )
+        .unwrap();
         let mut cache = DeviceCache::default();
         let first = cache.observe(Catalog::builtin(), &actions, &obs(&["switch"]));
         let meta = first.upserted.unwrap();

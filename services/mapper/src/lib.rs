@@ -33,7 +33,12 @@ pub struct MapperConfig {
 }
 
 /// Runs the mapper until `shutdown` is cancelled.
-pub async fn run(config: MapperConfig, log: Arc<dyn Log>, codec: Arc<Codec>, shutdown: CancellationToken) -> Result<(), MapperError> {
+pub async fn run(
+    config: MapperConfig,
+    log: Arc<dyn Log>,
+    codec: Arc<Codec>,
+    shutdown: CancellationToken,
+) -> Result<(), MapperError> {
     log.create_topic(&config.topics.device_events(), 1).await?;
     log.create_topic(&config.topics.dlq(), 1).await?;
     let mut tasks = tokio::task::JoinSet::new();
@@ -48,7 +53,8 @@ pub async fn run(config: MapperConfig, log: Arc<dyn Log>, codec: Arc<Codec>, shu
         let partitions = log.partition_count(&raw_topic).await?;
         let package = Arc::new(package);
         for partition in 0..partitions {
-            let worker = worker::Worker::new(package.clone(), raw_topic.clone(), partition, &config, log.clone(), codec.clone());
+            let worker =
+                worker::Worker::new(package.clone(), raw_topic.clone(), partition, &config, log.clone(), codec.clone());
             tasks.spawn(worker.run(shutdown.clone()));
         }
     }

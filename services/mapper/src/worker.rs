@@ -34,7 +34,14 @@ pub struct Worker {
 
 impl Worker {
     /// A worker for `topic`/`partition`.
-    pub fn new(package: Arc<Package>, topic: String, partition: u32, config: &MapperConfig, log: Arc<dyn Log>, codec: Arc<Codec>) -> Self {
+    pub fn new(
+        package: Arc<Package>,
+        topic: String,
+        partition: u32,
+        config: &MapperConfig,
+        log: Arc<dyn Log>,
+        codec: Arc<Codec>,
+    ) -> Self {
         Self {
             package,
             topic,
@@ -68,7 +75,8 @@ impl Worker {
                 self.log.commit(&self.group, &self.topic, self.partition, end).await?;
                 next = end;
                 if let Ok(high) = self.log.end_offset(&self.topic, self.partition).await {
-                    metrics::gauge!("tessera_mapper_lag_records", "topic" => self.topic.clone()).set(high.saturating_sub(next) as f64);
+                    metrics::gauge!("tessera_mapper_lag_records", "topic" => self.topic.clone())
+                        .set(high.saturating_sub(next) as f64);
                 }
             }
             Ok(())
@@ -87,11 +95,18 @@ impl Worker {
             }
         }
         metrics::counter!("tessera_mapper_records_total", "topic" => self.topic.clone()).increment(batch.len() as u64);
-        metrics::counter!("tessera_mapper_rejected_total", "topic" => self.topic.clone()).increment(rejections.len() as u64);
+        metrics::counter!("tessera_mapper_rejected_total", "topic" => self.topic.clone())
+            .increment(rejections.len() as u64);
         if !events.is_empty() {
             let records = events
                 .iter()
-                .map(|e| Ok(NewRecord { key: Some(e.device_id.clone().into_bytes()), value: self.codec.encode_event(e)?, timestamp_ms: e.observed_at_ms }))
+                .map(|e| {
+                    Ok(NewRecord {
+                        key: Some(e.device_id.clone().into_bytes()),
+                        value: self.codec.encode_event(e)?,
+                        timestamp_ms: e.observed_at_ms,
+                    })
+                })
                 .collect::<Result<Vec<_>, MapperError>>()?;
             self.log.append(&self.events_topic, records).await?;
         }
@@ -122,12 +137,25 @@ impl Worker {
 
     async fn map_record(&mut self, record: &Record) -> Result<Vec<DeviceEvent>, Vec<RejectionError>> {
         let raw = self.codec.decode_raw(&record.value).await.map_err(|e| {
-            vec![RejectionError { field: "$".into(), rule: "decode".into(), expected: "a record of the plugin's contract".into(), found: e.to_string() }]
+            vec![RejectionError {
+                field: "$".into(),
+                rule: "decode".into(),
+                expected: "a record of the plugin's contract".into(),
+                found: e.to_string(),
+            }]
         })?;
-        let mapped = self.package.mapping.apply(Catalog::builtin(), &raw.record, &raw.payload).map_err(|e| match e {
-            ModelError::Mapping { field, rule, expected, found } => vec![RejectionError { field, rule, expected, found }],
-            other => vec![RejectionError { field: "$".into(), rule: "mapping".into(), expected: "a mappable record".into(), found: other.to_string() }],
-        })?;
+        let mapped =
+            self.package.mapping.apply(Catalog::builtin(), &raw.record, &raw.payload).map_err(|e| match e {
+                ModelError::Mapping { field, rule, expected, found } => {
+                    vec![RejectionError { field, rule, expected, found }]
+                }
+                other => vec![RejectionError {
+                    field: "$".into(),
+                    rule: "mapping".into(),
+                    expected: "a mappable record".into(),
+                    found: other.to_string(),
+                }],
+            })?;
         let plugin_id = &self.package.manifest.id;
         let id = device_id(plugin_id, &mapped.external_id);
         let changes = self.cache.observe(Catalog::builtin(), &self.package.actions, &mapped);

@@ -124,12 +124,14 @@ fn check_manifest(m: &Manifest, out: &mut Vec<Violation>) {
     if m.name.trim().is_empty() {
         out.push(Violation::new("manifest.missing_name", "plugin.toml:name", "name is empty"));
     }
-    let semver = m.version.split('.').filter(|p| p.parse::<u64>().is_ok()).count() == 3
-        && m.version.split('.').count() == 3;
+    let semver =
+        m.version.split('.').filter(|p| p.parse::<u64>().is_ok()).count() == 3 && m.version.split('.').count() == 3;
     if !semver {
-        out.push(
-            Violation::new("manifest.invalid_version", "plugin.toml:version", format!("`{}` is not MAJOR.MINOR.PATCH", m.version)),
-        );
+        out.push(Violation::new(
+            "manifest.invalid_version",
+            "plugin.toml:version",
+            format!("`{}` is not MAJOR.MINOR.PATCH", m.version),
+        ));
     }
     if !SUPPORTED_API_VERSIONS.contains(&m.api_version) {
         out.push(
@@ -186,7 +188,11 @@ fn check_contracts(contracts: &[(String, String)], out: &mut Vec<Violation>) -> 
             (texts, Some(schemas))
         }
         Err(e) => {
-            out.push(Violation::new("contract.invalid_schema", "contract/", format!("Avro schema does not parse: {e}")));
+            out.push(Violation::new(
+                "contract.invalid_schema",
+                "contract/",
+                format!("Avro schema does not parse: {e}"),
+            ));
             (texts, None)
         }
     }
@@ -236,7 +242,11 @@ fn check_field<'a>(
 ) -> Option<&'a Schema> {
     let found = field_schema(contract, record, field);
     if found.is_none() {
-        out.push(Violation::new("mapping.unknown_field", path.to_owned(), format!("record `{record_name}` has no field `{field}`")));
+        out.push(Violation::new(
+            "mapping.unknown_field",
+            path.to_owned(),
+            format!("record `{record_name}` has no field `{field}`"),
+        ));
     }
     found
 }
@@ -249,8 +259,12 @@ fn check_mapping(mapping: &MappingSpec, contract: &[Schema], catalog: &Catalog, 
         let at = format!("mapping.toml:rule[{i}]");
         let Some(record) = contract.iter().filter_map(record_of).find(|r| r.name.fullname(None) == rule.record) else {
             out.push(
-                Violation::new("mapping.unknown_record", format!("{at}.record"), format!("no contract record named `{}`", rule.record))
-                    .hint("use the full name (namespace.name) of a record in contract/*.avsc"),
+                Violation::new(
+                    "mapping.unknown_record",
+                    format!("{at}.record"),
+                    format!("no contract record named `{}`", rule.record),
+                )
+                .hint("use the full name (namespace.name) of a record in contract/*.avsc"),
             );
             continue;
         };
@@ -270,11 +284,16 @@ fn check_mapping(mapping: &MappingSpec, contract: &[Schema], catalog: &Catalog, 
         }
         for (j, state) in rule.states.iter().enumerate() {
             let spath = format!("{at}.state[{j}]");
-            let schema = check_field(contract, record, &rule.record, &format!("{spath}.field"), &state.field, out).cloned();
+            let schema =
+                check_field(contract, record, &rule.record, &format!("{spath}.field"), &state.field, out).cloned();
             let Some(cap) = catalog.get(&state.capability) else {
                 out.push(
-                    Violation::new("mapping.unknown_capability", format!("{spath}.capability"), format!("`{}` is not a catalog capability", state.capability))
-                        .hint("see schemas/capabilities.toml for the catalog"),
+                    Violation::new(
+                        "mapping.unknown_capability",
+                        format!("{spath}.capability"),
+                        format!("`{}` is not a catalog capability", state.capability),
+                    )
+                    .hint("see schemas/capabilities.toml for the catalog"),
                 );
                 continue;
             };
@@ -284,7 +303,10 @@ fn check_mapping(mapping: &MappingSpec, contract: &[Schema], catalog: &Catalog, 
                 out.push(Violation::new(
                     "mapping.incompatible_type",
                     format!("{spath}.field"),
-                    format!("field `{}` is {:?} but capability `{}` needs {:?}", state.field, schema, cap.name, cap.value_type),
+                    format!(
+                        "field `{}` is {:?} but capability `{}` needs {:?}",
+                        state.field, schema, cap.name, cap.value_type
+                    ),
                 ));
             }
             if let Some(unit) = &state.unit {
@@ -307,14 +329,22 @@ fn check_actions(actions: &ActionsSpec, catalog: &Catalog, out: &mut Vec<Violati
         for (j, name) in class.actions.iter().enumerate() {
             if catalog.action(name).is_none() {
                 out.push(
-                    Violation::new("actions.unknown_action", format!("{at}.actions[{j}]"), format!("`{name}` is not a catalog action"))
-                        .hint("actions must be normalized actions of a catalog capability"),
+                    Violation::new(
+                        "actions.unknown_action",
+                        format!("{at}.actions[{j}]"),
+                        format!("`{name}` is not a catalog action"),
+                    )
+                    .hint("actions must be normalized actions of a catalog capability"),
                 );
             }
         }
         for (action, params) in &class.constraints {
             let Some((cap, def)) = catalog.action(action) else {
-                out.push(Violation::new("actions.unknown_action", format!("{at}.constraints.{action}"), format!("`{action}` is not a catalog action")));
+                out.push(Violation::new(
+                    "actions.unknown_action",
+                    format!("{at}.constraints.{action}"),
+                    format!("`{action}` is not a catalog action"),
+                ));
                 continue;
             };
             if cap.kind != CapabilityKind::Actuator {
@@ -323,7 +353,11 @@ fn check_actions(actions: &ActionsSpec, catalog: &Catalog, out: &mut Vec<Violati
             for (param, range) in params {
                 let path = format!("{at}.constraints.{action}.{param}");
                 let Some(p) = def.params.iter().find(|p| &p.name == param) else {
-                    out.push(Violation::new("actions.unknown_param", path, format!("`{action}` has no parameter `{param}`")));
+                    out.push(Violation::new(
+                        "actions.unknown_param",
+                        path,
+                        format!("`{action}` has no parameter `{param}`"),
+                    ));
                     continue;
                 };
                 let below = matches!((range.min, p.min), (Some(a), Some(b)) if a < b);
@@ -333,7 +367,10 @@ fn check_actions(actions: &ActionsSpec, catalog: &Catalog, out: &mut Vec<Violati
                     out.push(Violation::new(
                         "actions.constraint_out_of_range",
                         path,
-                        format!("[{:?}, {:?}] is not inside the catalog range [{:?}, {:?}]", range.min, range.max, p.min, p.max),
+                        format!(
+                            "[{:?}, {:?}] is not inside the catalog range [{:?}, {:?}]",
+                            range.min, range.max, p.min, p.max
+                        ),
                     ));
                 }
             }
@@ -376,7 +413,8 @@ mod tests {
     #[test]
     fn every_violation_is_reported_at_once() {
         let mut f = files();
-        f.manifest = Some(f.manifest.unwrap().replace("api_version = 1", "api_version = 9").replace("\"demo\"", "\"Demo!\""));
+        f.manifest =
+            Some(f.manifest.unwrap().replace("api_version = 1", "api_version = 9").replace("\"demo\"", "\"Demo!\""));
         f.mapping = Some(
             "version = 1\n[[rule]]\nrecord = \"demo.Obs\"\nexternal_id = \"nope\"\n\
              [[rule.state]]\ncapability = \"warp_factor\"\nfield = \"temp\"\n\

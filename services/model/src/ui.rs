@@ -115,7 +115,8 @@ pub fn generate(catalog: &Catalog, device: &DeviceMetadata) -> UiSchema {
                     w
                 } else if let Some(setter) = setter {
                     let param = &setter.params[0];
-                    let kind = if param.value_type == ValueType::Enum { WidgetType::Select } else { WidgetType::Slider };
+                    let kind =
+                        if param.value_type == ValueType::Enum { WidgetType::Select } else { WidgetType::Slider };
                     let mut w = widget(kind, &text);
                     w.action = Some(setter.name.clone());
                     w.param = Some(param.name.clone());

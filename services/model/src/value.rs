@@ -22,9 +22,9 @@ impl StateValue {
         match self {
             StateValue::Bool(b) => serde_json::Value::Bool(*b),
             StateValue::Int(i) => serde_json::Value::from(*i),
-            StateValue::Float(f) => serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
+            StateValue::Float(f) => {
+                serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+            }
             StateValue::Text(s) => serde_json::Value::String(s.clone()),
         }
     }

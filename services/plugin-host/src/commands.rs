@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tessera_codec::messages::Codec;
 use tessera_codec::Topics;
+use tessera_codec::messages::Codec;
 use tessera_log::{DEFAULT_POLL_WAIT, Log};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +16,13 @@ const GROUP: &str = "plugin-host";
 
 /// Reads `commands` from the group's committed offset and hands each command to its plugin.
 /// Offsets are committed after routing: a command is delivered at most once, never twice.
-pub async fn route(topics: Topics, log: Arc<dyn Log>, codec: Arc<Codec>, routes: BTreeMap<String, mpsc::Sender<CommandRequest>>, shutdown: CancellationToken) {
+pub async fn route(
+    topics: Topics,
+    log: Arc<dyn Log>,
+    codec: Arc<Codec>,
+    routes: BTreeMap<String, mpsc::Sender<CommandRequest>>,
+    shutdown: CancellationToken,
+) {
     let topic = topics.commands();
     let mut next = match log.committed(GROUP, &topic, 0).await {
         Ok(Some(offset)) => offset,
@@ -48,7 +54,10 @@ pub async fn route(topics: Topics, log: Arc<dyn Log>, codec: Arc<Codec>, routes:
                 Ok(cmd) => match routes.get(&cmd.plugin_id) {
                     Some(tx) => {
                         if tx.try_send(cmd).is_err() {
-                            tracing::warn!(offset = record.offset, "plugin command queue full or closed; command dropped");
+                            tracing::warn!(
+                                offset = record.offset,
+                                "plugin command queue full or closed; command dropped"
+                            );
                         }
                     }
                     None => tracing::warn!(plugin = %cmd.plugin_id, "command for a plugin this host does not run"),

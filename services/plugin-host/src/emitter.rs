@@ -43,7 +43,14 @@ pub struct Emitter {
 
 impl Emitter {
     /// Starts the writer task for a plugin.
-    pub fn start(plugin_id: &str, raw_topic: String, dlq_topic: String, envelope: Arc<RegisteredSchema>, codec: Arc<Codec>, log: Arc<dyn Log>) -> Self {
+    pub fn start(
+        plugin_id: &str,
+        raw_topic: String,
+        dlq_topic: String,
+        envelope: Arc<RegisteredSchema>,
+        codec: Arc<Codec>,
+        log: Arc<dyn Log>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let stats = Arc::new(Stats::default());
         tokio::spawn(write_loop(rx, log, raw_topic.clone(), dlq_topic, stats.clone(), plugin_id.to_owned()));
@@ -71,7 +78,11 @@ impl Emitter {
                     other => (String::new(), other.to_string()),
                 };
                 let found = truncate(&raw.payload.to_string(), 256);
-                self.reject("contract", vec![RejectionError { field, rule: format!("contract:{}", obs.record), expected, found }]).await;
+                self.reject(
+                    "contract",
+                    vec![RejectionError { field, rule: format!("contract:{}", obs.record), expected, found }],
+                )
+                .await;
             }
         }
     }
@@ -92,7 +103,8 @@ impl Emitter {
         metrics::counter!("tessera_host_rejected_total", "plugin" => self.plugin_id.clone(), "stage" => stage.to_owned()).increment(1);
         match self.codec.encode_rejection(&rejection) {
             Ok(value) => {
-                let record = NewRecord { key: Some(self.plugin_id.clone().into_bytes()), value, timestamp_ms: now_ms() };
+                let record =
+                    NewRecord { key: Some(self.plugin_id.clone().into_bytes()), value, timestamp_ms: now_ms() };
                 let _ = self.tx.send(Item::Rejected(record)).await;
             }
             Err(e) => tracing::error!(plugin = %self.plugin_id, error = %e, "cannot encode rejection"),
@@ -104,7 +116,14 @@ fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max { text.to_owned() } else { format!("{}…", &text[..text.floor_char_boundary(max)]) }
 }
 
-async fn write_loop(mut rx: mpsc::Receiver<Item>, log: Arc<dyn Log>, raw_topic: String, dlq_topic: String, stats: Arc<Stats>, plugin: String) {
+async fn write_loop(
+    mut rx: mpsc::Receiver<Item>,
+    log: Arc<dyn Log>,
+    raw_topic: String,
+    dlq_topic: String,
+    stats: Arc<Stats>,
+    plugin: String,
+) {
     let mut raw = Vec::new();
     let mut rejected = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -136,7 +155,8 @@ async fn write_loop(mut rx: mpsc::Receiver<Item>, log: Arc<dyn Log>, raw_topic: 
             batch.clear();
             if is_raw {
                 stats.accepted.fetch_add(count as i64, Ordering::Relaxed);
-                metrics::counter!("tessera_host_observations_total", "plugin" => plugin.clone()).increment(count as u64);
+                metrics::counter!("tessera_host_observations_total", "plugin" => plugin.clone())
+                    .increment(count as u64);
             }
         }
     }

@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tessera_codec::messages::Codec;
 use tessera_codec::Topics;
+use tessera_codec::messages::Codec;
 use tessera_log::Log;
 use tokio_util::sync::CancellationToken;
 
@@ -77,7 +77,9 @@ pub async fn run(
     codec: Arc<Codec>,
     shutdown: CancellationToken,
 ) -> Result<(), HostError> {
-    for topic in [config.topics.governance(), config.topics.dlq(), config.topics.commands(), config.topics.device_events()] {
+    for topic in
+        [config.topics.governance(), config.topics.dlq(), config.topics.commands(), config.topics.device_events()]
+    {
         log.create_topic(&topic, 1).await?;
     }
     let mut routes = BTreeMap::new();

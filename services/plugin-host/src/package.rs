@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use tessera_model::Catalog;
-use tessera_model::package::{Package, PackageFiles, validate};
 use tessera_model::Violation;
+use tessera_model::package::{Package, PackageFiles, validate};
 
 use crate::HostError;
 

@@ -76,7 +76,13 @@ pub struct Connection {
 impl Connection {
     /// Wires up a plugin's stdio. Notifications and violations go to `incoming`; when that channel
     /// is full the plugin is flooding and the message is counted as a violation instead.
-    pub fn new(stdin: ChildStdin, stdout: ChildStdout, max_line: usize, timeout: Duration, incoming: mpsc::Sender<Incoming>) -> Self {
+    pub fn new(
+        stdin: ChildStdin,
+        stdout: ChildStdout,
+        max_line: usize,
+        timeout: Duration,
+        incoming: mpsc::Sender<Incoming>,
+    ) -> Self {
         let pending: Pending = Arc::default();
         tokio::spawn(read_loop(tokio::io::BufReader::new(stdout), max_line, pending.clone(), incoming));
         Self { stdin: Mutex::new(stdin), pending, next_id: AtomicU64::new(1), timeout }
@@ -122,13 +128,23 @@ impl Connection {
 
 /// Reads one line of at most `max` bytes. Returns `Ok(None)` at end of stream and
 /// `Ok(Some(Err(len)))` for an over-long line, which is skipped up to its newline.
-async fn read_line_limited<R: AsyncBufRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Option<Result<(), usize>>> {
+async fn read_line_limited<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<Result<(), usize>>> {
     buf.clear();
     let mut total = 0usize;
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
-            return Ok(if total == 0 { None } else if total > max { Some(Err(total)) } else { Some(Ok(())) });
+            return Ok(if total == 0 {
+                None
+            } else if total > max {
+                Some(Err(total))
+            } else {
+                Some(Ok(()))
+            });
         }
         let (chunk, consumed, found_newline) = match available.iter().position(|b| *b == b'\n') {
             Some(i) => (&available[..i], i + 1, true),
@@ -166,18 +182,26 @@ fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max { text.to_owned() } else { format!("{}…", &text[..text.floor_char_boundary(max)]) }
 }
 
-async fn read_loop<R: AsyncBufRead + Unpin>(mut reader: R, max_line: usize, pending: Pending, incoming: mpsc::Sender<Incoming>) {
+async fn read_loop<R: AsyncBufRead + Unpin>(
+    mut reader: R,
+    max_line: usize,
+    pending: Pending,
+    incoming: mpsc::Sender<Incoming>,
+) {
     let mut buf = Vec::with_capacity(4096);
     let deliver = |msg: Incoming| {
         if let Err(mpsc::error::TrySendError::Full(_)) = incoming.try_send(msg) {
             // Flooding: the supervisor sees the drop through the counter in the next violation.
-            let _ = incoming.try_send(Incoming::Violation("plugin output is arriving faster than it can be processed".into()));
+            let _ = incoming
+                .try_send(Incoming::Violation("plugin output is arriving faster than it can be processed".into()));
         }
     };
     loop {
         match read_line_limited(&mut reader, &mut buf, max_line).await {
             Ok(None) | Err(_) => break,
-            Ok(Some(Err(len))) => deliver(Incoming::Violation(format!("line of {len} bytes exceeds the limit of {max_line}"))),
+            Ok(Some(Err(len))) => {
+                deliver(Incoming::Violation(format!("line of {len} bytes exceeds the limit of {max_line}")))
+            }
             Ok(Some(Ok(()))) => {
                 if buf.iter().all(u8::is_ascii_whitespace) {
                     continue;
@@ -192,7 +216,9 @@ async fn read_loop<R: AsyncBufRead + Unpin>(mut reader: R, max_line: usize, pend
                 match (message.id, message.method.as_deref()) {
                     (Some(id), None) => {
                         let result = match (message.result, message.error) {
-                            (_, Some(err)) => Err(CallError::Rpc { code: err.code, message: truncate(&err.message, 1024) }),
+                            (_, Some(err)) => {
+                                Err(CallError::Rpc { code: err.code, message: truncate(&err.message, 1024) })
+                            }
                             (Some(result), None) => Ok(result),
                             (None, None) => Ok(Json::Null),
                         };
@@ -212,7 +238,9 @@ async fn read_loop<R: AsyncBufRead + Unpin>(mut reader: R, max_line: usize, pend
                         let text = message.params.get("message").and_then(Json::as_str).unwrap_or("");
                         deliver(Incoming::Log { level, message: truncate(text, 2048) });
                     }
-                    (_, Some(method)) => deliver(Incoming::Violation(format!("unknown method `{}`", truncate(method, 64)))),
+                    (_, Some(method)) => {
+                        deliver(Incoming::Violation(format!("unknown method `{}`", truncate(method, 64))))
+                    }
                     (None, None) => deliver(Incoming::Violation("message has neither id nor method".into())),
                 }
             }

@@ -92,6 +92,7 @@ pub struct Supervisor {
     codec: Arc<Codec>,
     emitter: Emitter,
     restarts: u32,
+    last_state: Option<PluginState>,
 }
 
 enum RunEnd {
@@ -102,7 +103,12 @@ enum RunEnd {
 impl Supervisor {
     /// Validates the package in `dir` and registers its contract. Returns `None` (after writing
     /// `rejected` to governance) when the package breaks its contract.
-    pub async fn prepare(dir: &Path, config: &HostConfig, log: Arc<dyn Log>, codec: Arc<Codec>) -> Result<Option<Self>, HostError> {
+    pub async fn prepare(
+        dir: &Path,
+        config: &HostConfig,
+        log: Arc<dyn Log>,
+        codec: Arc<Codec>,
+    ) -> Result<Option<Self>, HostError> {
         let fallback_id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let package = match crate::package::load(dir)? {
             Ok(package) => package,
@@ -110,7 +116,19 @@ impl Supervisor {
                 for v in &violations {
                     tracing::error!(plugin = %fallback_id, violation = %v, "plugin package rejected");
                 }
-                publish(&log, &codec, &config.topics, &fallback_id, "", PluginState::Rejected, Some("contract validation failed".into()), 0, violations, (0, 0)).await;
+                publish(
+                    &log,
+                    &codec,
+                    &config.topics,
+                    &fallback_id,
+                    "",
+                    PluginState::Rejected,
+                    Some("contract validation failed".into()),
+                    0,
+                    violations,
+                    (0, 0),
+                )
+                .await;
                 return Ok(None);
             }
         };
@@ -120,8 +138,29 @@ impl Supervisor {
         let envelope_text = envelope_schema_text(&id, &package.contract_texts);
         let envelope = codec.registry().register(&format!("{raw_topic}-value"), &envelope_text).await?;
         let emitter = Emitter::start(&id, raw_topic, config.topics.dlq(), envelope, codec.clone(), log.clone());
-        publish(&log, &codec, &config.topics, &id, &package.manifest.version, PluginState::Validated, None, 0, Vec::new(), (0, 0)).await;
-        Ok(Some(Self { package, dir: dir.to_path_buf(), config: config.clone(), log, codec, emitter, restarts: 0 }))
+        publish(
+            &log,
+            &codec,
+            &config.topics,
+            &id,
+            &package.manifest.version,
+            PluginState::Validated,
+            None,
+            0,
+            Vec::new(),
+            (0, 0),
+        )
+        .await;
+        Ok(Some(Self {
+            package,
+            dir: dir.to_path_buf(),
+            config: config.clone(),
+            log,
+            codec,
+            emitter,
+            restarts: 0,
+            last_state: None,
+        }))
     }
 
     /// The plugin id.
@@ -129,11 +168,27 @@ impl Supervisor {
         &self.package.manifest.id
     }
 
-    async fn transition(&self, state: PluginState, detail: Option<String>) {
-        let stats = (self.emitter.stats.accepted.load(Ordering::Relaxed), self.emitter.stats.rejected.load(Ordering::Relaxed));
-        tracing::info!(plugin = %self.id(), state = state.as_str(), detail = detail.as_deref().unwrap_or(""), "plugin state");
+    async fn transition(&mut self, state: PluginState, detail: Option<String>) {
+        let stats =
+            (self.emitter.stats.accepted.load(Ordering::Relaxed), self.emitter.stats.rejected.load(Ordering::Relaxed));
+        if self.last_state != Some(state) {
+            tracing::info!(state = state.as_str(), detail = detail.as_deref().unwrap_or(""), "plugin state");
+            self.last_state = Some(state);
+        }
         let m = &self.package.manifest;
-        publish(&self.log, &self.codec, &self.config.topics, &m.id, &m.version, state, detail, self.restarts, Vec::new(), stats).await;
+        publish(
+            &self.log,
+            &self.codec,
+            &self.config.topics,
+            &m.id,
+            &m.version,
+            state,
+            detail,
+            self.restarts,
+            Vec::new(),
+            stats,
+        )
+        .await;
     }
 
     /// Runs the plugin until shutdown or quarantine.
@@ -151,7 +206,8 @@ impl Supervisor {
                     }
                     RunEnd::Failed(reason) => {
                         tracing::warn!(reason = %reason, "plugin failed");
-                        metrics::counter!("tessera_host_plugin_failures_total", "plugin" => self.id().to_owned()).increment(1);
+                        metrics::counter!("tessera_host_plugin_failures_total", "plugin" => self.id().to_owned())
+                            .increment(1);
                         let now = Instant::now();
                         // A long healthy run resets the backoff.
                         if now.duration_since(started) > self.config.failure_window {
@@ -162,7 +218,11 @@ impl Supervisor {
                             failures.pop_front();
                         }
                         if failures.len() >= self.config.quarantine_after {
-                            self.transition(PluginState::Quarantined, Some(format!("{} failures; last: {reason}", failures.len()))).await;
+                            self.transition(
+                                PluginState::Quarantined,
+                                Some(format!("{} failures; last: {reason}", failures.len())),
+                            )
+                            .await;
                             shutdown.cancelled().await;
                             self.transition(PluginState::Stopped, Some("quarantined".into())).await;
                             return;
@@ -213,25 +273,41 @@ impl Supervisor {
         Json::Object(out)
     }
 
-    async fn run_once(&mut self, commands: &mut mpsc::Receiver<CommandRequest>, shutdown: &CancellationToken) -> RunEnd {
+    async fn run_once(
+        &mut self,
+        commands: &mut mpsc::Receiver<CommandRequest>,
+        shutdown: &CancellationToken,
+    ) -> RunEnd {
         self.transition(PluginState::Initializing, None).await;
         let limits = self.package.manifest.limits.clone();
         let state_dir = self.config.state_dir.join(self.id());
         if let Err(e) = sandbox::prepare_state_dir(&state_dir) {
             return RunEnd::Failed(format!("cannot prepare state directory {}: {e}", state_dir.display()));
         }
-        let spec = SandboxSpec { entrypoint: self.package.manifest.entrypoint.clone(), package_dir: self.dir.clone(), state_dir: state_dir.clone(), limits: limits.clone() };
+        let spec = SandboxSpec {
+            entrypoint: self.package.manifest.entrypoint.clone(),
+            package_dir: self.dir.clone(),
+            state_dir: state_dir.clone(),
+            limits: limits.clone(),
+        };
         let mut child = match sandbox::spawn(&spec) {
             Ok(child) => child,
             Err(e) => return RunEnd::Failed(format!("cannot start entrypoint {:?}: {e}", spec.entrypoint)),
         };
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
             sandbox::kill_group(&child);
             return RunEnd::Failed("plugin stdio unavailable".into());
         };
         tokio::spawn(forward_stderr(stderr, self.id().to_owned()));
         let (in_tx, mut incoming) = mpsc::channel(1024);
-        let conn = Connection::new(stdin, stdout, limits.max_message_bytes, Duration::from_millis(limits.call_timeout_ms), in_tx);
+        let conn = Connection::new(
+            stdin,
+            stdout,
+            limits.max_message_bytes,
+            Duration::from_millis(limits.call_timeout_ms),
+            in_tx,
+        );
         let end = self.drive(&conn, &mut incoming, commands, shutdown, &mut child, &state_dir).await;
         if matches!(end, RunEnd::Shutdown) {
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.call("shutdown", json!({}))).await;
@@ -262,7 +338,10 @@ impl Supervisor {
             let answer = conn.call("initialize", init).await?;
             let version = answer.get("protocol_version").and_then(Json::as_u64);
             if version != Some(u64::from(PROTOCOL_VERSION)) {
-                return Err(CallError::Rpc { code: -32600, message: format!("plugin answered protocol_version {version:?}, expected {PROTOCOL_VERSION}") });
+                return Err(CallError::Rpc {
+                    code: -32600,
+                    message: format!("plugin answered protocol_version {version:?}, expected {PROTOCOL_VERSION}"),
+                });
             }
             self.transition(PluginState::Discovering, None).await;
             let found = conn.call("discover", json!({})).await?;
@@ -271,7 +350,9 @@ impl Supervisor {
             for obs in observations {
                 match serde_json::from_value(obs) {
                     Ok(params) => self.emitter.observe(params).await,
-                    Err(e) => self.emitter.reject("protocol", vec![violation("discover.observations", &e.to_string())]).await,
+                    Err(e) => {
+                        self.emitter.reject("protocol", vec![violation("discover.observations", &e.to_string())]).await
+                    }
                 }
             }
             conn.call("start", json!({})).await
@@ -383,7 +464,12 @@ impl Supervisor {
 }
 
 fn violation(field: &str, why: &str) -> RejectionError {
-    RejectionError { field: field.to_owned(), rule: "protocol".into(), expected: "a message following the plugin protocol".into(), found: why.to_owned() }
+    RejectionError {
+        field: field.to_owned(),
+        rule: "protocol".into(),
+        expected: "a message following the plugin protocol".into(),
+        found: why.to_owned(),
+    }
 }
 
 fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {

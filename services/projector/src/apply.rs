@@ -45,11 +45,19 @@ impl Batch {
         for (device, (caps, kinds, offset)) in &self.changed {
             let payload = json!({"device": device, "capabilities": caps, "kinds": kinds, "offset": offset}).to_string();
             // pg_notify payloads are limited to 8000 bytes; fall back to device-only.
-            let payload = if payload.len() < 7900 { payload } else { json!({"device": device, "kinds": kinds, "offset": offset}).to_string() };
+            let payload = if payload.len() < 7900 {
+                payload
+            } else {
+                json!({"device": device, "kinds": kinds, "offset": offset}).to_string()
+            };
             sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(payload).execute(&mut *conn).await?;
         }
         for plugin in &self.plugins {
-            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(json!({"plugin": plugin}).to_string()).execute(&mut *conn).await?;
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(json!({"plugin": plugin}).to_string())
+                .execute(&mut *conn)
+                .await?;
         }
         Ok(())
     }
@@ -62,7 +70,12 @@ struct StateRows {
 }
 
 /// Applies `device-events` records.
-pub async fn apply_device_events(conn: &mut PgConnection, batch: &mut Batch, codec: &Codec, records: &[&Record]) -> Result<(), ProjectorError> {
+pub async fn apply_device_events(
+    conn: &mut PgConnection,
+    batch: &mut Batch,
+    codec: &Codec,
+    records: &[&Record],
+) -> Result<(), ProjectorError> {
     let s = batch.schema.clone();
     let mut states = StateRows::default();
     for record in records {
@@ -116,11 +129,13 @@ pub async fn apply_device_events(conn: &mut PgConnection, batch: &mut Batch, cod
                 batch.touch(&event.device_id, "availability", [], record.offset);
             }
             EventBody::Removed => {
-                sqlx::query(&format!("UPDATE {s}.devices SET removed = true, event_offset = $2 WHERE id = $1 AND event_offset <= $2"))
-                    .bind(&event.device_id)
-                    .bind(offset)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(&format!(
+                    "UPDATE {s}.devices SET removed = true, event_offset = $2 WHERE id = $1 AND event_offset <= $2"
+                ))
+                .bind(&event.device_id)
+                .bind(offset)
+                .execute(&mut *conn)
+                .await?;
                 batch.touch(&event.device_id, "removed", [], record.offset);
             }
             EventBody::StateReported { states: entries } => {
@@ -134,7 +149,10 @@ pub async fn apply_device_events(conn: &mut PgConnection, batch: &mut Batch, cod
                         value.clone(),
                         entry.value.as_f64(),
                     ));
-                    states.latest.insert((event.device_id.clone(), entry.capability.clone()), (value, event.observed_at_ms, offset));
+                    states.latest.insert(
+                        (event.device_id.clone(), entry.capability.clone()),
+                        (value, event.observed_at_ms, offset),
+                    );
                 }
                 batch.touch(&event.device_id, "state", entries.iter().map(|e| e.capability.clone()), record.offset);
             }
@@ -193,8 +211,14 @@ async fn write_states(conn: &mut PgConnection, s: &str, rows: StateRows) -> Resu
     }
     if !rows.history.is_empty() {
         let n = rows.history.len();
-        let (mut devices, mut caps, mut ats, mut ids, mut values, mut nums) =
-            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut devices, mut caps, mut ats, mut ids, mut values, mut nums) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
         for (device, cap, at, id, value, num) in rows.history {
             devices.push(device);
             caps.push(cap);
@@ -221,7 +245,12 @@ async fn write_states(conn: &mut PgConnection, s: &str, rows: StateRows) -> Resu
 }
 
 /// Applies `governance` records to the plugins table.
-pub async fn apply_governance(conn: &mut PgConnection, batch: &mut Batch, codec: &Codec, records: &[&Record]) -> Result<(), ProjectorError> {
+pub async fn apply_governance(
+    conn: &mut PgConnection,
+    batch: &mut Batch,
+    codec: &Codec,
+    records: &[&Record],
+) -> Result<(), ProjectorError> {
     let s = batch.schema.clone();
     for record in records {
         let l = match codec.decode_lifecycle(&record.value).await {

@@ -65,7 +65,13 @@ pub async fn ensure_schema(pool: &PgPool, schema: &str) -> Result<(), ProjectorE
 }
 
 /// Runs the projector until `shutdown` is cancelled.
-pub async fn run(config: ProjectorConfig, log: Arc<dyn Log>, codec: Arc<Codec>, pool: PgPool, shutdown: CancellationToken) -> Result<(), ProjectorError> {
+pub async fn run(
+    config: ProjectorConfig,
+    log: Arc<dyn Log>,
+    codec: Arc<Codec>,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> Result<(), ProjectorError> {
     ensure_schema(&pool, &config.schema).await?;
     let events = config.topics.device_events();
     let governance = config.topics.governance();
@@ -74,7 +80,15 @@ pub async fn run(config: ProjectorConfig, log: Arc<dyn Log>, codec: Arc<Codec>, 
     let mut tasks = tokio::task::JoinSet::new();
     for (topic, kind) in [(events, worker::Kind::DeviceEvents), (governance, worker::Kind::Governance)] {
         for partition in 0..log.partition_count(&topic).await? {
-            let w = worker::Worker { topic: topic.clone(), partition, kind, config: config.clone(), log: log.clone(), codec: codec.clone(), pool: pool.clone() };
+            let w = worker::Worker {
+                topic: topic.clone(),
+                partition,
+                kind,
+                config: config.clone(),
+                log: log.clone(),
+                codec: codec.clone(),
+                pool: pool.clone(),
+            };
             let shutdown = shutdown.clone();
             tasks.spawn(async move { w.run_until(shutdown, None).await });
         }
@@ -93,4 +107,3 @@ pub async fn run(config: ProjectorConfig, log: Arc<dyn Log>, codec: Arc<Codec>, 
     }
     result
 }
-

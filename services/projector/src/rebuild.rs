@@ -25,7 +25,12 @@ pub struct RebuildReport {
 }
 
 /// Rebuilds the projection from offset 0 and swaps it in for the live one.
-pub async fn rebuild(topics: Topics, log: Arc<dyn Log>, codec: Arc<Codec>, pool: PgPool) -> Result<RebuildReport, ProjectorError> {
+pub async fn rebuild(
+    topics: Topics,
+    log: Arc<dyn Log>,
+    codec: Arc<Codec>,
+    pool: PgPool,
+) -> Result<RebuildReport, ProjectorError> {
     let started = Instant::now();
     sqlx::query(&format!("DROP SCHEMA IF EXISTS {REBUILD_SCHEMA} CASCADE")).execute(&pool).await?;
     ensure_schema(&pool, REBUILD_SCHEMA).await?;
@@ -36,7 +41,15 @@ pub async fn rebuild(topics: Topics, log: Arc<dyn Log>, codec: Arc<Codec>, pool:
         for partition in 0..log.partition_count(&topic).await? {
             let end = log.end_offset(&topic, partition).await?;
             records += end;
-            let worker = Worker { topic: topic.clone(), partition, kind, config: config.clone(), log: log.clone(), codec: codec.clone(), pool: pool.clone() };
+            let worker = Worker {
+                topic: topic.clone(),
+                partition,
+                kind,
+                config: config.clone(),
+                log: log.clone(),
+                codec: codec.clone(),
+                pool: pool.clone(),
+            };
             worker.run_until(CancellationToken::new(), Some(end)).await?;
         }
     }

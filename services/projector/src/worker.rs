@@ -64,9 +64,11 @@ impl Worker {
                 let started = Instant::now();
                 next = self.project(&records).await?;
                 metrics::histogram!("tessera_projector_batch_seconds").record(started.elapsed().as_secs_f64());
-                metrics::counter!("tessera_projector_records_total", "topic" => self.topic.clone()).increment(records.len() as u64);
+                metrics::counter!("tessera_projector_records_total", "topic" => self.topic.clone())
+                    .increment(records.len() as u64);
                 if let Ok(end) = self.log.end_offset(&self.topic, self.partition).await {
-                    metrics::gauge!("tessera_projector_lag_records", "topic" => self.topic.clone()).set(end.saturating_sub(next) as f64);
+                    metrics::gauge!("tessera_projector_lag_records", "topic" => self.topic.clone())
+                        .set(end.saturating_sub(next) as f64);
                 }
             }
         }
@@ -123,12 +125,14 @@ impl Worker {
             Kind::DeviceEvents => apply_device_events(&mut tx, &mut batch, &self.codec, &fresh).await?,
             Kind::Governance => apply_governance(&mut tx, &mut batch, &self.codec, &fresh).await?,
         }
-        sqlx::query(&format!("UPDATE {schema}.consumer_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2"))
-            .bind(&self.topic)
-            .bind(self.partition as i32)
-            .bind(next as i64)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "UPDATE {schema}.consumer_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2"
+        ))
+        .bind(&self.topic)
+        .bind(self.partition as i32)
+        .bind(next as i64)
+        .execute(&mut *tx)
+        .await?;
         batch.notify(&mut tx).await?;
         tx.commit().await?;
         Ok(next)

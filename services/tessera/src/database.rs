@@ -34,7 +34,9 @@ impl<'s> MigrationSource<'s> for Embedded {
     fn resolve(self) -> futures::future::BoxFuture<'s, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
         let migrations = MIGRATIONS
             .iter()
-            .map(|(version, description, sql)| Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, Cow::Borrowed(*sql), false))
+            .map(|(version, description, sql)| {
+                Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, Cow::Borrowed(*sql), false)
+            })
             .collect();
         Box::pin(async move { Ok(migrations) })
     }

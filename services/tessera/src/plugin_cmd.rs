@@ -19,7 +19,9 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 OutputFormat::Json => {
                     println!("{}", json!({"package": dir, "plugin_id": id, "accepted": ok, "violations": violations}));
                 }
-                OutputFormat::Text if ok => println!("{}: accepted (plugin `{}`)", dir.display(), id.unwrap_or_default()),
+                OutputFormat::Text if ok => {
+                    println!("{}: accepted (plugin `{}`)", dir.display(), id.unwrap_or_default())
+                }
                 OutputFormat::Text => {
                     println!("{}: rejected with {} violation(s)", dir.display(), violations.len());
                     for v in &violations {

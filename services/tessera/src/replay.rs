@@ -13,9 +13,9 @@ use crate::roles::open_codec;
 /// Prints every record of the topic from `--from`, decoded with its registered schema.
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let topics = Topics::new(&args.topic_prefix);
-    let log = tessera_log::open(&format!("embedded:{}", args.data_dir.join("log").display()))
-        .await
-        .context("cannot open the embedded log (while `tessera serve` runs, use GET /v1/streams/{topic}?from=OFFSET)")?;
+    let log = tessera_log::open(&format!("embedded:{}", args.data_dir.join("log").display())).await.context(
+        "cannot open the embedded log (while `tessera serve` runs, use GET /v1/streams/{topic}?from=OFFSET)",
+    )?;
     let codec = open_codec(log.clone(), &topics).await?;
     let topic = topics.resolve(&args.topic);
     let stdout = std::io::stdout();

@@ -56,20 +56,42 @@ fn supervise<E: std::fmt::Display>(
 }
 
 /// Starts every role.
-pub async fn spawn_all(c: Components, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> anyhow::Result<JoinSet<()>> {
+pub async fn spawn_all(
+    c: Components,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<JoinSet<()>> {
     let codec = open_codec(c.log.clone(), &c.topics).await?;
-    tessera_projector::ensure_schema(&c.pool, tessera_projector::LIVE_SCHEMA).await.context("cannot create the projection schema")?;
+    tessera_projector::ensure_schema(&c.pool, tessera_projector::LIVE_SCHEMA)
+        .await
+        .context("cannot create the projection schema")?;
     let mut tasks = JoinSet::new();
 
     let mut host = tessera_plugin_host::HostConfig::new(c.packages.clone(), c.state_dir.clone(), c.topics.clone());
     host.plugin_config = c.plugin_config.clone();
-    supervise(&mut tasks, "plugin-host", shutdown.clone(), tessera_plugin_host::run(host, c.log.clone(), codec.clone(), shutdown.clone()));
+    supervise(
+        &mut tasks,
+        "plugin-host",
+        shutdown.clone(),
+        tessera_plugin_host::run(host, c.log.clone(), codec.clone(), shutdown.clone()),
+    );
 
-    let mapper = tessera_mapper::MapperConfig { packages: c.packages.clone(), topics: c.topics.clone(), group: "mapper".into() };
-    supervise(&mut tasks, "mapper", shutdown.clone(), tessera_mapper::run(mapper, c.log.clone(), codec.clone(), shutdown.clone()));
+    let mapper =
+        tessera_mapper::MapperConfig { packages: c.packages.clone(), topics: c.topics.clone(), group: "mapper".into() };
+    supervise(
+        &mut tasks,
+        "mapper",
+        shutdown.clone(),
+        tessera_mapper::run(mapper, c.log.clone(), codec.clone(), shutdown.clone()),
+    );
 
     let projector = tessera_projector::ProjectorConfig::live(c.topics.clone());
-    supervise(&mut tasks, "projector", shutdown.clone(), tessera_projector::run(projector, c.log.clone(), codec.clone(), c.pool.clone(), shutdown.clone()));
+    supervise(
+        &mut tasks,
+        "projector",
+        shutdown.clone(),
+        tessera_projector::run(projector, c.log.clone(), codec.clone(), c.pool.clone(), shutdown.clone()),
+    );
 
     let state = tessera_api::AppState::new(c.pool.clone(), c.log.clone(), codec, c.topics.clone(), c.metrics);
     supervise(&mut tasks, "api", shutdown.clone(), tessera_api::serve(listener, state, shutdown.clone()));
@@ -114,7 +136,8 @@ pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         Role::Projector => {
             let pool = database().await?;
-            tessera_projector::run(tessera_projector::ProjectorConfig::live(topics), log, codec, pool, shutdown).await?;
+            tessera_projector::run(tessera_projector::ProjectorConfig::live(topics), log, codec, pool, shutdown)
+                .await?;
         }
         Role::Api => {
             let pool = database().await?;
@@ -132,9 +155,9 @@ pub fn database_url(data: &DataArgs) -> anyhow::Result<String> {
         return Ok(url.clone());
     }
     let file = data.data_dir.join("database.url");
-    std::fs::read_to_string(&file)
-        .map(|s| s.trim().to_owned())
-        .with_context(|| format!("no --database-url given and {} does not exist (is `tessera serve` running?)", file.display()))
+    std::fs::read_to_string(&file).map(|s| s.trim().to_owned()).with_context(|| {
+        format!("no --database-url given and {} does not exist (is `tessera serve` running?)", file.display())
+    })
 }
 
 /// `tessera projector ...`.
@@ -142,9 +165,9 @@ pub async fn projector_command(cmd: ProjectorCommand) -> anyhow::Result<ExitCode
     match cmd {
         ProjectorCommand::Rebuild(data) => {
             let topics = Topics::new(&data.topic_prefix);
-            let log = tessera_log::open(&format!("embedded:{}", data.data_dir.join("log").display()))
-                .await
-                .context("cannot open the embedded log (stop `tessera serve` first: the embedded log has one writer)")?;
+            let log = tessera_log::open(&format!("embedded:{}", data.data_dir.join("log").display())).await.context(
+                "cannot open the embedded log (stop `tessera serve` first: the embedded log has one writer)",
+            )?;
             let pool = database::connect(&database_url(&data)?).await?;
             let codec = open_codec(log.clone(), &topics).await?;
             let report = tessera_projector::rebuild(topics, log, codec, pool).await?;

@@ -21,7 +21,8 @@ use crate::{database, telemetry};
 /// Where the demo simulator package is: beside the working directory, else beside the sources
 /// this binary was built from.
 fn demo_package() -> Option<PathBuf> {
-    let candidates = [PathBuf::from("plugins/simulator"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/simulator")];
+    let candidates =
+        [PathBuf::from("plugins/simulator"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/simulator")];
     candidates.into_iter().find(|p| p.join("plugin.toml").is_file())
 }
 
@@ -30,10 +31,13 @@ fn demo_package() -> Option<PathBuf> {
 pub fn expand_packages(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for path in paths {
+        // Absolute paths: plugins run with their package as working directory.
+        let path = &path.canonicalize().unwrap_or_else(|_| path.clone());
         if path.join("plugin.toml").is_file() {
             out.push(path.clone());
         } else if let Ok(entries) = std::fs::read_dir(path) {
-            let mut found: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.join("plugin.toml").is_file()).collect();
+            let mut found: Vec<PathBuf> =
+                entries.flatten().map(|e| e.path()).filter(|p| p.join("plugin.toml").is_file()).collect();
             found.sort();
             out.extend(found);
         }
@@ -75,7 +79,8 @@ pub async fn shutdown_signal() {
 /// Runs `serve` until a shutdown signal.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let data_dir = &args.data.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
     let metrics = telemetry::init_metrics();
     let topics = Topics::new(&args.data.topic_prefix);
@@ -87,7 +92,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(url) => (None, url.clone()),
         None => {
             let options = PgOptions { unsafe_no_fsync: args.unsafe_fast_database };
-            let pg = EmbeddedPostgres::start(&data_dir.join("postgres"), &options).await.context("cannot start the embedded PostgreSQL")?;
+            let pg = EmbeddedPostgres::start(&data_dir.join("postgres"), &options)
+                .await
+                .context("cannot start the embedded PostgreSQL")?;
             let url = pg.url().to_owned();
             let url_file = data_dir.join("database.url");
             std::fs::write(&url_file, &url)?;
@@ -126,16 +133,33 @@ async fn run_all(
     };
 
     let shutdown = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
-    let components = Components { topics, log, pool, metrics, packages: packages.clone(), plugin_config, state_dir: data_dir.join("plugin-state") };
+    let components = Components {
+        topics,
+        log,
+        pool,
+        metrics,
+        packages: packages.clone(),
+        plugin_config,
+        state_dir: data_dir.join("plugin-state"),
+    };
     let tasks = roles::spawn_all(components, listener, shutdown.clone()).await?;
 
     println!("Tessera is running.");
     println!("  dashboard:   http://{address}/?token={token}");
     println!("  GraphQL:     http://{address}/graphql  (Authorization: Bearer <token>)");
     println!("  admin token: {}", data_dir.join("admin.token").display());
-    println!("  plugins:     {}", if packages.is_empty() { "none (use --demo or --plugins DIR)".to_owned() } else { packages.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") });
+    println!(
+        "  plugins:     {}",
+        if packages.is_empty() {
+            "none (use --demo or --plugins DIR)".to_owned()
+        } else {
+            packages.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        }
+    );
     println!("Press Ctrl-C to stop.");
 
     tokio::select! {

@@ -17,7 +17,11 @@ pub async fn run(cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             database::migrate(&pool).await?;
             let token = create_token(&pool, &name, scope).await?;
             println!("{}", token.secret);
-            eprintln!("created token {} ({name}, scope {}); the secret above is shown only once", token.id, scope.as_str());
+            eprintln!(
+                "created token {} ({name}, scope {}); the secret above is shown only once",
+                token.id,
+                scope.as_str()
+            );
             Ok(ExitCode::SUCCESS)
         }
         TokenCommand::Revoke { id, data } => {

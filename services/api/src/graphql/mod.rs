@@ -41,7 +41,9 @@ pub struct ScopeGuard(pub Scope);
 
 impl Guard for ScopeGuard {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        let principal = ctx.data_opt::<Principal>().ok_or_else(|| async_graphql::Error::new("unauthorized: a bearer token is required"))?;
+        let principal = ctx
+            .data_opt::<Principal>()
+            .ok_or_else(|| async_graphql::Error::new("unauthorized: a bearer token is required"))?;
         if principal.allows(self.0) {
             Ok(())
         } else {
@@ -55,7 +57,11 @@ pub fn routes(schema: TesseraSchema) -> Router<AppState> {
     Router::new().route("/graphql", get(websocket).post(http)).layer(axum::Extension(schema))
 }
 
-async fn http(principal: Principal, axum::Extension(schema): axum::Extension<TesseraSchema>, request: GraphQLRequest) -> Result<GraphQLResponse, ApiError> {
+async fn http(
+    principal: Principal,
+    axum::Extension(schema): axum::Extension<TesseraSchema>,
+    request: GraphQLRequest,
+) -> Result<GraphQLResponse, ApiError> {
     let request = request.into_inner();
     if request.query.len() > MAX_DOCUMENT_BYTES {
         return Err(ApiError::BadRequest(format!("GraphQL document larger than {MAX_DOCUMENT_BYTES} bytes")));
@@ -81,7 +87,11 @@ async fn websocket(
                         .and_then(|v| v.as_str())
                         .map(|v| v.trim_start_matches("Bearer ").to_owned())
                         .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(str::to_owned))
-                        .ok_or_else(|| async_graphql::Error::new("unauthorized: send {\"Authorization\": \"Bearer <token>\"} in connection_init"))?;
+                        .ok_or_else(|| {
+                            async_graphql::Error::new(
+                                "unauthorized: send {\"Authorization\": \"Bearer <token>\"} in connection_init",
+                            )
+                        })?;
                     let principal = authenticate(&state.pool, &secret)
                         .await
                         .map_err(|e| async_graphql::Error::new(e.to_string()))?

@@ -4,9 +4,9 @@ use async_graphql::{Context, Object, Result};
 use serde_json::Value as Json;
 
 use super::ScopeGuard;
-use crate::actions::{InvokeRequest, Invocation, invoke};
-use crate::auth::{Principal, Scope};
 use crate::AppState;
+use crate::actions::{Invocation, InvokeRequest, invoke};
+use crate::auth::{Principal, Scope};
 
 /// Changes to the world.
 pub struct MutationRoot;
@@ -26,7 +26,8 @@ impl MutationRoot {
     ) -> Result<Invocation> {
         let state = ctx.data_unchecked::<AppState>();
         let principal = ctx.data::<Principal>()?;
-        let request = InvokeRequest { device_id, action, params: params.unwrap_or(Json::Null), dry_run, idempotency_key };
+        let request =
+            InvokeRequest { device_id, action, params: params.unwrap_or(Json::Null), dry_run, idempotency_key };
         Ok(invoke(state, principal, request).await?)
     }
 }

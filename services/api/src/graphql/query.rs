@@ -5,9 +5,9 @@ use async_graphql::{Context, Object, Result};
 use chrono::{DateTime, Utc};
 
 use super::ScopeGuard;
+use crate::AppState;
 use crate::auth::Scope;
 use crate::db::{self, ActionStatus, DeviceFilter, DeviceView, HistoryPoint, PluginView};
-use crate::AppState;
 
 /// Read access to the unified model.
 pub struct QueryRoot;
@@ -28,7 +28,8 @@ impl QueryRoot {
         after: Option<String>,
     ) -> Result<Connection<String, DeviceView, EmptyFields, EmptyFields>> {
         let filter = filter.unwrap_or_default();
-        let (devices, has_next) = db::list_devices(&state(ctx).pool, &filter, i64::from(first), after.as_deref()).await?;
+        let (devices, has_next) =
+            db::list_devices(&state(ctx).pool, &filter, i64::from(first), after.as_deref()).await?;
         let mut connection = Connection::new(after.is_some(), has_next);
         connection.edges.extend(devices.into_iter().map(|d| Edge::new(d.id.clone(), d)));
         Ok(connection)

@@ -12,10 +12,10 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::ScopeGuard;
+use crate::AppState;
 use crate::auth::Scope;
 use crate::changes::Change;
 use crate::db::{self, ActionStatus, CapabilityState, DeviceFilter, DeviceView};
-use crate::AppState;
 
 /// Live updates.
 pub struct SubscriptionRoot;
@@ -53,7 +53,11 @@ fn matches(device: &DeviceView, filter: &DeviceFilter) -> bool {
 impl SubscriptionRoot {
     /// A device, each time it changes (metadata, availability or state), optionally filtered.
     #[graphql(guard = "ScopeGuard(Scope::Read)")]
-    async fn device_changed(&self, ctx: &Context<'_>, filter: Option<DeviceFilter>) -> impl Stream<Item = DeviceView> + use<> {
+    async fn device_changed(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<DeviceFilter>,
+    ) -> impl Stream<Item = DeviceView> + use<> {
         let state = ctx.data_unchecked::<AppState>().clone();
         let filter = filter.unwrap_or_default();
         changes(&state).filter_map(move |change| {
@@ -68,7 +72,12 @@ impl SubscriptionRoot {
 
     /// New values of one device's capabilities (all, or only `capability`).
     #[graphql(guard = "ScopeGuard(Scope::Read)")]
-    async fn state_changed(&self, ctx: &Context<'_>, device_id: String, capability: Option<String>) -> impl Stream<Item = StateUpdate> + use<> {
+    async fn state_changed(
+        &self,
+        ctx: &Context<'_>,
+        device_id: String,
+        capability: Option<String>,
+    ) -> impl Stream<Item = StateUpdate> + use<> {
         let state = ctx.data_unchecked::<AppState>().clone();
         changes(&state)
             .filter_map(move |change| {
@@ -77,7 +86,11 @@ impl SubscriptionRoot {
                     if change.device.as_deref() != Some(device_id.as_str()) {
                         return None;
                     }
-                    let wanted: Vec<String> = change.capabilities.into_iter().filter(|c| capability.as_ref().is_none_or(|w| w == c)).collect();
+                    let wanted: Vec<String> = change
+                        .capabilities
+                        .into_iter()
+                        .filter(|c| capability.as_ref().is_none_or(|w| w == c))
+                        .collect();
                     if wanted.is_empty() {
                         return None;
                     }
@@ -97,7 +110,12 @@ impl SubscriptionRoot {
     /// Every record of `device-events` (or another topic) from offset `from`, then new ones as
     /// they arrive. Each item is `{topic, partition, offset, key, timestampMs, schemaId, value}`.
     #[graphql(guard = "ScopeGuard(Scope::Read)")]
-    async fn events(&self, ctx: &Context<'_>, #[graphql(default = 0)] from: i64, topic: Option<String>) -> Result<impl Stream<Item = Json> + use<>> {
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 0)] from: i64,
+        topic: Option<String>,
+    ) -> Result<impl Stream<Item = Json> + use<>> {
         let state = ctx.data_unchecked::<AppState>().clone();
         let topic = state.topics.resolve(topic.as_deref().unwrap_or("device-events"));
         let stream = crate::streams::replay(state, topic, from.max(0) as u64).await?;
@@ -122,15 +140,18 @@ impl SubscriptionRoot {
             }
         });
         // Deduplicate, and end the stream after the first final status.
-        initial.chain(updates).filter_map(futures::future::ready).scan((None::<String>, false), |(last, done), status| {
-            if *done {
-                return futures::future::ready(None);
-            }
-            let fresh = last.as_deref() != Some(status.status.as_str());
-            *last = Some(status.status.clone());
-            *done = matches!(status.status.as_str(), "succeeded" | "failed" | "timed_out" | "expired");
-            futures::future::ready(Some(fresh.then_some(status)))
-        })
-        .filter_map(futures::future::ready)
+        initial
+            .chain(updates)
+            .filter_map(futures::future::ready)
+            .scan((None::<String>, false), |(last, done), status| {
+                if *done {
+                    return futures::future::ready(None);
+                }
+                let fresh = last.as_deref() != Some(status.status.as_str());
+                *last = Some(status.status.clone());
+                *done = matches!(status.status.as_str(), "succeeded" | "failed" | "timed_out" | "expired");
+                futures::future::ready(Some(fresh.then_some(status)))
+            })
+            .filter_map(futures::future::ready)
     }
 }

@@ -19,11 +19,7 @@ const TASKS: u32 = 4;
 /// and content depend on the id, so the test can check the bytes it gets back.
 fn payload(run: u64, task: u32, seq: u64) -> Vec<u8> {
     let mut value = format!("{run}:{task}:{seq}:").into_bytes();
-    let len = if seq % 211 == 13 {
-        64 * 1024
-    } else {
-        (seq * 7919 % 1000) as usize
-    };
+    let len = if seq % 211 == 13 { 64 * 1024 } else { (seq * 7919 % 1000) as usize };
     value.extend((0..len).map(|i| b'a' + ((seq as usize + i) % 26) as u8));
     value
 }
@@ -43,23 +39,13 @@ async fn append_forever(
         // 1 to 4 records per call, all with the same key (same partition, in order).
         let n = 1 + (seq % 4);
         let records: Vec<NewRecord> = (seq..seq + n)
-            .map(|s| NewRecord {
-                key: Some(key.clone()),
-                value: payload(run, task, s),
-                timestamp_ms: s as i64,
-            })
+            .map(|s| NewRecord { key: Some(key.clone()), value: payload(run, task, s), timestamp_ms: s as i64 })
             .collect();
         let positions = log.append(TOPIC, records).await?;
         // Printed only now that the records are durable: each line is a promise to the test.
         let mut out = stdout.lock().map_err(|_| "stdout lock poisoned")?;
         for (i, p) in positions.iter().enumerate() {
-            writeln!(
-                out,
-                "{} {} {run}:{task}:{}",
-                p.partition,
-                p.offset,
-                seq + i as u64
-            )?;
+            writeln!(out, "{} {} {run}:{task}:{}", p.partition, p.offset, seq + i as u64)?;
         }
         out.flush()?;
         seq += n;
@@ -73,16 +59,12 @@ async fn main() -> Result<(), Error> {
         return Err("usage: tessera-log-crash-writer <dir> <run id>".into());
     };
     let run: u64 = run.parse()?;
-    let opts = EmbeddedOptions {
-        segment_bytes: 256 * 1024,
-        ..EmbeddedOptions::default()
-    };
+    let opts = EmbeddedOptions { segment_bytes: 256 * 1024, ..EmbeddedOptions::default() };
     let log = Arc::new(EmbeddedLog::open(&dir, opts).await?);
     log.create_topic(TOPIC, 2).await?;
     let stdout = Arc::new(Mutex::new(std::io::stdout()));
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|task| tokio::spawn(append_forever(log.clone(), stdout.clone(), run, task)))
-        .collect();
+    let tasks: Vec<_> =
+        (0..TASKS).map(|task| tokio::spawn(append_forever(log.clone(), stdout.clone(), run, task))).collect();
     for task in tasks {
         task.await??;
     }

@@ -50,10 +50,7 @@ pub(crate) fn encode_segment_header(base_offset: u64) -> [u8; SEGMENT_HEADER_LEN
 /// Checks a segment header against the base offset its file name promises.
 pub(crate) fn check_segment_header(buf: &[u8], expected_base: u64) -> Result<(), String> {
     if buf.len() < SEGMENT_HEADER_LEN as usize {
-        return Err(format!(
-            "segment header is {} bytes, expected {SEGMENT_HEADER_LEN}",
-            buf.len()
-        ));
+        return Err(format!("segment header is {} bytes, expected {SEGMENT_HEADER_LEN}", buf.len()));
     }
     if buf[0..4] != SEGMENT_MAGIC {
         return Err(format!("bad segment magic {:02x?}", &buf[0..4]));
@@ -61,9 +58,7 @@ pub(crate) fn check_segment_header(buf: &[u8], expected_base: u64) -> Result<(),
     let stored_crc = u32_at(buf, 16);
     let crc = crc32fast::hash(&buf[0..16]);
     if stored_crc != crc {
-        return Err(format!(
-            "segment header checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})"
-        ));
+        return Err(format!("segment header checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})"));
     }
     let version = u16::from_le_bytes([buf[4], buf[5]]);
     if version != SEGMENT_VERSION {
@@ -71,9 +66,7 @@ pub(crate) fn check_segment_header(buf: &[u8], expected_base: u64) -> Result<(),
     }
     let base = u64_at(buf, 8);
     if base != expected_base {
-        return Err(format!(
-            "segment header says base offset {base}, file name says {expected_base}"
-        ));
+        return Err(format!("segment header says base offset {base}, file name says {expected_base}"));
     }
     Ok(())
 }
@@ -108,16 +101,10 @@ impl BatchHeader {
         }
         let max_count = (self.len - BATCH_HEADER_LEN) / RECORD_HEADER_LEN;
         if self.count == 0 || self.count as usize > max_count {
-            return Err(format!(
-                "implausible record count {} for a {}-byte batch",
-                self.count, self.len
-            ));
+            return Err(format!("implausible record count {} for a {}-byte batch", self.count, self.len));
         }
         if self.reserved != 0 {
-            return Err(format!(
-                "reserved batch field is {:08x}, not 0",
-                self.reserved
-            ));
+            return Err(format!("reserved batch field is {:08x}, not 0", self.reserved));
         }
         Ok(())
     }
@@ -198,28 +185,19 @@ pub(crate) fn decode_batch(
 
 /// Checks the checksum, then walks every record, calling `visit(offset, timestamp, key, value)`.
 /// Nothing is visited unless the checksum matches.
-fn walk_batch(
-    batch: &[u8],
-    mut visit: impl FnMut(u64, i64, Option<&[u8]>, &[u8]),
-) -> Result<BatchHeader, String> {
+fn walk_batch(batch: &[u8], mut visit: impl FnMut(u64, i64, Option<&[u8]>, &[u8])) -> Result<BatchHeader, String> {
     if batch.len() < BATCH_HEADER_LEN {
         return Err("batch shorter than its header".to_owned());
     }
     let header = BatchHeader::parse(batch);
     header.plausible()?;
     if header.len != batch.len() {
-        return Err(format!(
-            "batch length field {} does not match {} bytes read",
-            header.len,
-            batch.len()
-        ));
+        return Err(format!("batch length field {} does not match {} bytes read", header.len, batch.len()));
     }
     let stored = u32_at(batch, 4);
     let computed = batch_crc(batch);
     if stored != computed {
-        return Err(format!(
-            "batch checksum mismatch (stored {stored:08x}, computed {computed:08x})"
-        ));
+        return Err(format!("batch checksum mismatch (stored {stored:08x}, computed {computed:08x})"));
     }
     let mut pos = BATCH_HEADER_LEN;
     for i in 0..u64::from(header.count) {
@@ -245,10 +223,7 @@ fn walk_batch(
         visit(header.base_offset + i, timestamp_ms, key, value);
     }
     if pos != batch.len() {
-        return Err(format!(
-            "{} unexpected bytes after the last record of the batch",
-            batch.len() - pos
-        ));
+        return Err(format!("{} unexpected bytes after the last record of the batch", batch.len() - pos));
     }
     Ok(header)
 }
@@ -270,20 +245,12 @@ mod tests {
     use super::*;
 
     fn rec(key: Option<&str>, value: &str, ts: i64) -> NewRecord {
-        NewRecord {
-            key: key.map(|k| k.as_bytes().to_vec()),
-            value: value.as_bytes().to_vec(),
-            timestamp_ms: ts,
-        }
+        NewRecord { key: key.map(|k| k.as_bytes().to_vec()), value: value.as_bytes().to_vec(), timestamp_ms: ts }
     }
 
     #[test]
     fn batch_round_trip() {
-        let records = [
-            rec(Some("k"), "v1", 1),
-            rec(None, "", -5),
-            rec(Some(""), "v3", 3),
-        ];
+        let records = [rec(Some("k"), "v1", 1), rec(None, "", -5), rec(Some(""), "v3", 3)];
         let refs: Vec<&NewRecord> = records.iter().collect();
         let batch = encode_batch(40, &refs);
         let header = verify_batch(&batch).unwrap();
@@ -307,10 +274,7 @@ mod tests {
             let mut damaged = batch.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
             // A flipped length makes the slice the wrong size, which is caught as well.
-            assert!(
-                verify_batch(&damaged).is_err(),
-                "flip of bit {bit} went unnoticed"
-            );
+            assert!(verify_batch(&damaged).is_err(), "flip of bit {bit} went unnoticed");
         }
     }
 

@@ -111,9 +111,5 @@ fn try_flock(file: &File) -> std::io::Result<bool> {
         return Ok(true);
     }
     let err = std::io::Error::last_os_error();
-    if err.kind() == std::io::ErrorKind::WouldBlock {
-        Ok(false)
-    } else {
-        Err(err)
-    }
+    if err.kind() == std::io::ErrorKind::WouldBlock { Ok(false) } else { Err(err) }
 }

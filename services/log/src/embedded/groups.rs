@@ -29,18 +29,11 @@ pub(crate) struct GroupStore {
 impl GroupStore {
     /// A store rooted at `<dir>/__groups` (created on first commit).
     pub(crate) fn new(dir: &Path) -> GroupStore {
-        GroupStore {
-            root: dir.join("__groups"),
-            cache: Mutex::new(HashMap::new()),
-            write: tokio::sync::Mutex::new(()),
-        }
+        GroupStore { root: dir.join("__groups"), cache: Mutex::new(HashMap::new()), write: tokio::sync::Mutex::new(()) }
     }
 
     fn path(&self, group: &str, topic: &str, partition: u32) -> PathBuf {
-        self.root
-            .join(group)
-            .join(topic)
-            .join(format!("{partition}.json"))
+        self.root.join(group).join(topic).join(format!("{partition}.json"))
     }
 
     /// Durably stores `next_offset`; returns once it would survive a power failure.
@@ -67,27 +60,14 @@ impl GroupStore {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                (group.to_owned(), topic.to_owned(), partition),
-                Some(next_offset),
-            );
+            .insert((group.to_owned(), topic.to_owned(), partition), Some(next_offset));
         Ok(())
     }
 
     /// The committed offset, if any.
-    pub(crate) async fn committed(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: u32,
-    ) -> Result<Option<u64>, LogError> {
+    pub(crate) async fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<Option<u64>, LogError> {
         let key = (group.to_owned(), topic.to_owned(), partition);
-        if let Some(cached) = self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
+        if let Some(cached) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return Ok(*cached);
         }
         let path = self.path(group, topic, partition);
@@ -95,12 +75,7 @@ impl GroupStore {
             .await
             .map_err(|e| LogError::io(&self.root, std::io::Error::other(e)))??;
         // A commit racing with this load wins: only fill the cache if nothing is there yet.
-        Ok(*self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
-            .or_insert(loaded))
+        Ok(*self.cache.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_insert(loaded))
     }
 }
 
@@ -110,8 +85,7 @@ fn load(path: &Path) -> Result<Option<u64>, LogError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LogError::io(path, e)),
     };
-    let stored: CommittedOffset = serde_json::from_slice(&bytes).map_err(|e| {
-        LogError::corrupt(path, 0, format!("committed offset file is not valid: {e}"))
-    })?;
+    let stored: CommittedOffset = serde_json::from_slice(&bytes)
+        .map_err(|e| LogError::corrupt(path, 0, format!("committed offset file is not valid: {e}")))?;
     Ok(Some(stored.next_offset))
 }

@@ -87,10 +87,7 @@ impl EmbeddedLog {
     /// Opens (creating if needed) the log in `dir`, recovering every partition. Fails with
     /// [`LogError::Corrupt`] if data is damaged beyond a torn final write, and with
     /// [`LogError::Locked`] if another process has the directory open.
-    pub async fn open(
-        dir: impl AsRef<Path>,
-        opts: EmbeddedOptions,
-    ) -> Result<EmbeddedLog, LogError> {
+    pub async fn open(dir: impl AsRef<Path>, opts: EmbeddedOptions) -> Result<EmbeddedLog, LogError> {
         opts.validate()?;
         let dir = dir.as_ref().to_owned();
         let span = tracing::info_span!("tessera_log.open", dir = %dir.display());
@@ -171,26 +168,18 @@ impl EmbeddedLog {
 
     fn topic(&self, topic: &str) -> Result<Arc<Topic>, LogError> {
         self.check_open()?;
-        self.read_topics()
-            .get(topic)
-            .cloned()
-            .ok_or_else(|| LogError::UnknownTopic(topic.to_owned()))
+        self.read_topics().get(topic).cloned().ok_or_else(|| LogError::UnknownTopic(topic.to_owned()))
     }
 
     fn partition(&self, topic: &str, partition: u32) -> Result<PartitionRef, LogError> {
         let t = self.topic(topic)?;
         let count = t.partitions.len() as u32;
-        let handle =
-            t.partitions
-                .get(partition as usize)
-                .ok_or_else(|| LogError::UnknownPartition {
-                    topic: topic.to_owned(),
-                    partition,
-                    partitions: count,
-                })?;
-        Ok(PartitionRef {
-            shared: handle.shared.clone(),
-        })
+        let handle = t.partitions.get(partition as usize).ok_or_else(|| LogError::UnknownPartition {
+            topic: topic.to_owned(),
+            partition,
+            partitions: count,
+        })?;
+        Ok(PartitionRef { shared: handle.shared.clone() })
     }
 }
 
@@ -214,15 +203,9 @@ fn start_topic(
         let writer = Writer::new(shared.clone(), write_pos, opts.clone(), dir_lock.clone())?;
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let task = tokio::spawn(writer::run(writer, rx));
-        handles.push(PartitionHandle {
-            shared,
-            sender: Mutex::new(Some(tx)),
-            task: Mutex::new(Some(task)),
-        });
+        handles.push(PartitionHandle { shared, sender: Mutex::new(Some(tx)), task: Mutex::new(Some(task)) });
     }
-    Ok(Topic {
-        partitions: handles,
-    })
+    Ok(Topic { partitions: handles })
 }
 
 #[async_trait]
@@ -253,10 +236,7 @@ impl Log for EmbeddedLog {
                 .map_err(|e| LogError::io(&self.dir, std::io::Error::other(e)))??
         };
         let started = start_topic(loaded, &self.opts, &self.lock)?;
-        self.topics
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(topic.to_owned(), Arc::new(started));
+        self.topics.write().unwrap_or_else(PoisonError::into_inner).insert(topic.to_owned(), Arc::new(started));
         tracing::info!(topic, partitions, "topic created");
         Ok(())
     }
@@ -272,11 +252,7 @@ impl Log for EmbeddedLog {
         Ok(self.topic(topic)?.partitions.len() as u32)
     }
 
-    async fn append(
-        &self,
-        topic: &str,
-        records: Vec<NewRecord>,
-    ) -> Result<Vec<Position>, LogError> {
+    async fn append(&self, topic: &str, records: Vec<NewRecord>) -> Result<Vec<Position>, LogError> {
         let t = self.topic(topic)?;
         let limit = self.opts.max_record_bytes;
         for record in &records {
@@ -287,8 +263,7 @@ impl Log for EmbeddedLog {
         }
         let count = t.partitions.len() as u32;
         // Route, remembering each record's index so positions come back in input order.
-        let mut routed: Vec<(Vec<usize>, Vec<NewRecord>)> =
-            (0..count).map(|_| (Vec::new(), Vec::new())).collect();
+        let mut routed: Vec<(Vec<usize>, Vec<NewRecord>)> = (0..count).map(|_| (Vec::new(), Vec::new())).collect();
         for (i, record) in records.into_iter().enumerate() {
             let p = partition_for_key(record.key.as_deref(), count) as usize;
             routed[p].0.push(i);
@@ -304,19 +279,10 @@ impl Log for EmbeddedLog {
             let handle = &t.partitions[p];
             let sender = lock(&handle.sender).clone().ok_or(LogError::Closed)?;
             let (reply, answer) = oneshot::channel();
-            sender
-                .send(AppendRequest { records, reply })
-                .await
-                .map_err(|_| LogError::Closed)?;
+            sender.send(AppendRequest { records, reply }).await.map_err(|_| LogError::Closed)?;
             pending.push((p as u32, indexes, answer));
         }
-        let mut positions = vec![
-            Position {
-                partition: 0,
-                offset: 0
-            };
-            total
-        ];
+        let mut positions = vec![Position { partition: 0, offset: 0 }; total];
         for (partition, indexes, answer) in pending {
             let first = answer.await.map_err(|_| LogError::PartitionFailed {
                 topic: topic.to_owned(),
@@ -324,22 +290,13 @@ impl Log for EmbeddedLog {
                 reason: "the partition writer stopped".to_owned(),
             })??;
             for (k, i) in indexes.into_iter().enumerate() {
-                positions[i] = Position {
-                    partition,
-                    offset: first + k as u64,
-                };
+                positions[i] = Position { partition, offset: first + k as u64 };
             }
         }
         Ok(positions)
     }
 
-    async fn read(
-        &self,
-        topic: &str,
-        partition: u32,
-        from: u64,
-        max_records: usize,
-    ) -> Result<Vec<Record>, LogError> {
+    async fn read(&self, topic: &str, partition: u32, from: u64, max_records: usize) -> Result<Vec<Record>, LogError> {
         let p = self.partition(topic, partition)?;
         let shared = p.shared;
         tokio::task::spawn_blocking(move || shared.read(from, max_records))
@@ -351,13 +308,7 @@ impl Log for EmbeddedLog {
         Ok(self.partition(topic, partition)?.shared.end_offset())
     }
 
-    async fn wait_for(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        timeout: Duration,
-    ) -> Result<bool, LogError> {
+    async fn wait_for(&self, topic: &str, partition: u32, offset: u64, timeout: Duration) -> Result<bool, LogError> {
         let p = self.partition(topic, partition)?;
         let mut end = p.shared.end.subscribe();
         match tokio::time::timeout(timeout, end.wait_for(|&end| end > offset)).await {
@@ -368,26 +319,13 @@ impl Log for EmbeddedLog {
         }
     }
 
-    async fn commit(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: u32,
-        next_offset: u64,
-    ) -> Result<(), LogError> {
+    async fn commit(&self, group: &str, topic: &str, partition: u32, next_offset: u64) -> Result<(), LogError> {
         validate_group_name(group)?;
         self.partition(topic, partition)?;
-        self.groups
-            .commit(group, topic, partition, next_offset)
-            .await
+        self.groups.commit(group, topic, partition, next_offset).await
     }
 
-    async fn committed(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: u32,
-    ) -> Result<Option<u64>, LogError> {
+    async fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<Option<u64>, LogError> {
         validate_group_name(group)?;
         self.partition(topic, partition)?;
         self.groups.committed(group, topic, partition).await

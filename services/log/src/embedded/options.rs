@@ -72,14 +72,10 @@ impl EmbeddedOptions {
         if let FsyncPolicy::Interval(period) = self.fsync
             && period.is_zero()
         {
-            return Err(LogError::InvalidConfig(
-                "the fsync interval must be longer than zero".to_owned(),
-            ));
+            return Err(LogError::InvalidConfig("the fsync interval must be longer than zero".to_owned()));
         }
         if self.retention_check_interval.is_zero() {
-            return Err(LogError::InvalidConfig(
-                "retention_check_interval must be longer than zero".to_owned(),
-            ));
+            return Err(LogError::InvalidConfig("retention_check_interval must be longer than zero".to_owned()));
         }
         Ok(())
     }

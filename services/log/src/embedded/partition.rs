@@ -32,19 +32,12 @@ pub(crate) struct PartitionShared {
 impl PartitionShared {
     /// A snapshot of the segment list.
     pub(crate) fn segments(&self) -> Vec<Arc<Segment>> {
-        self.segments
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.segments.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// First retained offset.
     pub(crate) fn start_offset(&self) -> u64 {
-        self.segments
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .first()
-            .map_or(0, |s| s.base)
+        self.segments.read().unwrap_or_else(PoisonError::into_inner).first().map_or(0, |s| s.base)
     }
 
     /// Durable end offset.
@@ -73,14 +66,8 @@ impl PartitionShared {
             return Ok(out);
         }
         let mut next = from.max(start);
-        let first = segments
-            .partition_point(|s| s.base <= next)
-            .saturating_sub(1);
-        let request = ReadRequest {
-            topic: &self.topic,
-            partition: self.partition,
-            max,
-        };
+        let first = segments.partition_point(|s| s.base <= next).saturating_sub(1);
+        let request = ReadRequest { topic: &self.topic, partition: self.partition, max };
         let mut budget = READ_BYTE_BUDGET;
         for (i, segment) in segments.iter().enumerate().skip(first) {
             let next_base = segments.get(i + 1).map(|s| s.base);
@@ -99,11 +86,7 @@ impl PartitionShared {
 
 /// Opens a partition directory: validates every segment header, recovers the active segment and
 /// returns the shared state plus where the writer continues (byte position, next offset).
-pub(crate) fn open_partition(
-    dir: &Path,
-    topic: &str,
-    partition: u32,
-) -> Result<(Arc<PartitionShared>, u64), LogError> {
+pub(crate) fn open_partition(dir: &Path, topic: &str, partition: u32) -> Result<(Arc<PartitionShared>, u64), LogError> {
     let span = tracing::info_span!("tessera_log.recover", topic, partition);
     let _entered = span.enter();
     let mut bases = Vec::new();
@@ -125,11 +108,7 @@ pub(crate) fn open_partition(
     }
     bases.sort_unstable();
     if bases.is_empty() {
-        return Err(LogError::corrupt(
-            dir,
-            0,
-            "partition directory holds no segment files",
-        ));
+        return Err(LogError::corrupt(dir, 0, "partition directory holds no segment files"));
     }
 
     let mut segments = Vec::with_capacity(bases.len());

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::frame::{
-    BATCH_HEADER_LEN, BatchHeader, SEGMENT_HEADER_LEN, check_segment_header, decode_batch,
-    encode_segment_header, verify_batch,
+    BATCH_HEADER_LEN, BatchHeader, SEGMENT_HEADER_LEN, check_segment_header, decode_batch, encode_segment_header,
+    verify_batch,
 };
 use super::fsutil::{fsync_dir, read_exact_at, write_all_at};
 use crate::{LogError, Record};
@@ -49,10 +49,7 @@ impl SegmentState {
     /// Records that a batch of `header` now sits at `pos` and is readable.
     pub(crate) fn push_batch(&mut self, pos: u64, header: &BatchHeader) {
         if self.index.is_empty() || pos - self.last_index_pos >= INDEX_INTERVAL {
-            self.index.push(IndexEntry {
-                offset: header.base_offset,
-                pos,
-            });
+            self.index.push(IndexEntry { offset: header.base_offset, pos });
             self.last_index_pos = pos;
         }
         self.len = pos + header.len as u64;
@@ -128,34 +125,23 @@ impl Segment {
     /// Opens an existing segment and validates its header. Returns the segment (not yet indexed)
     /// and the file's length.
     pub(crate) fn open(path: PathBuf, base: u64) -> Result<(Segment, u64), LogError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| LogError::io(&path, e))?;
+        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| LogError::io(&path, e))?;
         let file_len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
         if file_len < SEGMENT_HEADER_LEN {
             return Err(LogError::corrupt(
                 &path,
                 0,
-                format!(
-                    "segment file is {file_len} bytes, shorter than its {SEGMENT_HEADER_LEN}-byte header"
-                ),
+                format!("segment file is {file_len} bytes, shorter than its {SEGMENT_HEADER_LEN}-byte header"),
             ));
         }
         let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
         read_exact_at(&file, &mut header, 0).map_err(|e| LogError::io(&path, e))?;
-        check_segment_header(&header, base)
-            .map_err(|detail| LogError::corrupt(&path, 0, detail))?;
+        check_segment_header(&header, base).map_err(|detail| LogError::corrupt(&path, 0, detail))?;
         let segment = Segment {
             base,
             path,
             file,
-            state: Mutex::new(SegmentState {
-                len: file_len,
-                end_offset: base,
-                ..SegmentState::default()
-            }),
+            state: Mutex::new(SegmentState { len: file_len, end_offset: base, ..SegmentState::default() }),
         };
         Ok((segment, file_len))
     }
@@ -170,12 +156,8 @@ impl Segment {
     /// contiguous from the base, and stops at the first problem.
     pub(crate) fn scan(&self, file_len: u64) -> Result<ScanOutcome, LogError> {
         let mut reader = ReadAt::new(&self.file, file_len);
-        let mut state = SegmentState {
-            len: SEGMENT_HEADER_LEN,
-            end_offset: self.base,
-            scanned: true,
-            ..SegmentState::default()
-        };
+        let mut state =
+            SegmentState { len: SEGMENT_HEADER_LEN, end_offset: self.base, scanned: true, ..SegmentState::default() };
         let mut pos = SEGMENT_HEADER_LEN;
         let problem = loop {
             if pos == file_len {
@@ -201,10 +183,7 @@ impl Segment {
     ) -> Result<Result<BatchHeader, String>, LogError> {
         let io = |e| LogError::io(&self.path, e);
         let Some(bytes) = reader.get(pos, BATCH_HEADER_LEN).map_err(io)? else {
-            return Ok(Err(format!(
-                "incomplete batch header: only {} bytes left in the file",
-                reader.limit - pos
-            )));
+            return Ok(Err(format!("incomplete batch header: only {} bytes left in the file", reader.limit - pos)));
         };
         let header = BatchHeader::parse(bytes);
         if let Err(detail) = header.plausible() {
@@ -260,12 +239,8 @@ impl Segment {
 
     /// Truncates the file to `len` durably (recovery of a torn tail).
     pub(crate) fn truncate(&self, len: u64) -> Result<(), LogError> {
-        self.file
-            .set_len(len)
-            .map_err(|e| LogError::io(&self.path, e))?;
-        self.file
-            .sync_all()
-            .map_err(|e| LogError::io(&self.path, e))
+        self.file.set_len(len).map_err(|e| LogError::io(&self.path, e))?;
+        self.file.sync_all().map_err(|e| LogError::io(&self.path, e))
     }
 
     /// Installs the result of a successful scan.
@@ -280,8 +255,7 @@ impl Segment {
         if state.scanned {
             return Ok(());
         }
-        let _span = tracing::debug_span!("tessera_log.index_segment", path = %self.path.display())
-            .entered();
+        let _span = tracing::debug_span!("tessera_log.index_segment", path = %self.path.display()).entered();
         let file_len = state.len;
         let outcome = self.scan(file_len)?;
         if let Some((pos, detail)) = outcome.problem {
@@ -331,9 +305,7 @@ impl Segment {
                 return Err(LogError::corrupt(&self.path, pos, "batch header cut short"));
             };
             let header = BatchHeader::parse(bytes);
-            header
-                .plausible()
-                .map_err(|detail| LogError::corrupt(&self.path, pos, detail))?;
+            header.plausible().map_err(|detail| LogError::corrupt(&self.path, pos, detail))?;
             if header.end_offset() <= from {
                 pos += header.len as u64;
                 continue;
@@ -368,12 +340,7 @@ struct ReadAt<'a> {
 
 impl<'a> ReadAt<'a> {
     fn new(file: &'a File, limit: u64) -> Self {
-        ReadAt {
-            file,
-            limit,
-            buf: Vec::new(),
-            buf_pos: 0,
-        }
+        ReadAt { file, limit, buf: Vec::new(), buf_pos: 0 }
     }
 
     /// The `n` bytes at `pos`, or `None` if they extend past the limit.

@@ -31,15 +31,10 @@ pub(crate) fn load_dir(dir: &Path) -> Result<(DirLock, Vec<(String, LoadedTopic)
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| LogError::io(dir, e))?;
-        let is_dir = entry
-            .file_type()
-            .map_err(|e| LogError::io(entry.path(), e))?
-            .is_dir();
+        let is_dir = entry.file_type().map_err(|e| LogError::io(entry.path(), e))?.is_dir();
         let name = entry.file_name();
         match name.to_str() {
-            Some(name) if is_dir && validate_topic_name(name).is_ok() => {
-                names.push(name.to_owned())
-            }
+            Some(name) if is_dir && validate_topic_name(name).is_ok() => names.push(name.to_owned()),
             _ => {}
         }
     }
@@ -59,33 +54,20 @@ pub(crate) fn load_dir(dir: &Path) -> Result<(DirLock, Vec<(String, LoadedTopic)
         let meta: TopicMeta = serde_json::from_slice(&bytes)
             .map_err(|e| LogError::corrupt(&meta_path, 0, format!("invalid topic.json: {e}")))?;
         if meta.partitions == 0 || meta.partitions > MAX_PARTITIONS {
-            return Err(LogError::corrupt(
-                &meta_path,
-                0,
-                format!("invalid partition count {}", meta.partitions),
-            ));
+            return Err(LogError::corrupt(&meta_path, 0, format!("invalid partition count {}", meta.partitions)));
         }
-        topics.push((
-            name.clone(),
-            load_topic(&topic_dir, &name, meta.partitions)?,
-        ));
+        topics.push((name.clone(), load_topic(&topic_dir, &name, meta.partitions)?));
     }
     Ok((lock, topics))
 }
 
 fn load_topic(topic_dir: &Path, name: &str, partitions: u32) -> Result<LoadedTopic, LogError> {
-    (0..partitions)
-        .map(|p| open_partition(&topic_dir.join(p.to_string()), name, p))
-        .collect()
+    (0..partitions).map(|p| open_partition(&topic_dir.join(p.to_string()), name, p)).collect()
 }
 
 /// Creates a topic on disk (blocking): partition directories with an empty first segment, then
 /// `topic.json` atomically as the commit point.
-pub(crate) fn create_topic_on_disk(
-    dir: &Path,
-    name: &str,
-    partitions: u32,
-) -> Result<LoadedTopic, LogError> {
+pub(crate) fn create_topic_on_disk(dir: &Path, name: &str, partitions: u32) -> Result<LoadedTopic, LogError> {
     let topic_dir = dir.join(name);
     create_dir_durable(&topic_dir)?;
     for p in 0..partitions {
@@ -94,12 +76,7 @@ pub(crate) fn create_topic_on_disk(
         let has_segment = std::fs::read_dir(&partition_dir)
             .map_err(|e| LogError::io(&partition_dir, e))?
             .filter_map(Result::ok)
-            .any(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(parse_segment_file_name)
-                    .is_some()
-            });
+            .any(|e| e.file_name().to_str().and_then(parse_segment_file_name).is_some());
         if !has_segment {
             Segment::create(&partition_dir, 0)?;
         }

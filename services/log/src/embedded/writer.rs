@@ -13,8 +13,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{
-    BATCH_HEADER_LEN, BatchHeader, SEGMENT_HEADER_LEN, TARGET_BATCH_LEN, encode_batch,
-    encoded_record_len,
+    BATCH_HEADER_LEN, BatchHeader, SEGMENT_HEADER_LEN, TARGET_BATCH_LEN, encode_batch, encoded_record_len,
 };
 use super::fsutil::{DirLock, fsync_dir, write_all_at};
 use super::partition::PartitionShared;
@@ -69,15 +68,7 @@ impl Writer {
             .cloned()
             .ok_or_else(|| LogError::corrupt(&shared.dir, 0, "partition has no segment"))?;
         let next_offset = shared.end_offset();
-        Ok(Writer {
-            shared,
-            active,
-            write_pos,
-            next_offset,
-            opts,
-            unsynced: false,
-            _lock: lock,
-        })
+        Ok(Writer { shared, active, write_pos, next_offset, opts, unsynced: false, _lock: lock })
     }
 
     /// Writes every request's records in order and makes them durable (per the fsync policy).
@@ -108,13 +99,10 @@ impl Writer {
     /// Writes one batch, makes it durable and publishes it to readers.
     fn write_batch(&mut self, records: &[&NewRecord]) -> Result<(), LogError> {
         let bytes = encode_batch(self.next_offset, records);
-        if self.write_pos > SEGMENT_HEADER_LEN
-            && self.write_pos + bytes.len() as u64 > self.opts.segment_bytes
-        {
+        if self.write_pos > SEGMENT_HEADER_LEN && self.write_pos + bytes.len() as u64 > self.opts.segment_bytes {
             self.roll()?;
         }
-        write_all_at(&self.active.file, &bytes, self.write_pos)
-            .map_err(|e| LogError::io(&self.active.path, e))?;
+        write_all_at(&self.active.file, &bytes, self.write_pos).map_err(|e| LogError::io(&self.active.path, e))?;
         match self.opts.fsync {
             FsyncPolicy::Always => self.sync()?,
             FsyncPolicy::Interval(_) => self.unsynced = true,
@@ -134,10 +122,7 @@ impl Writer {
     /// Fsyncs the active segment.
     fn sync(&mut self) -> Result<(), LogError> {
         let started = Instant::now();
-        self.active
-            .file
-            .sync_data()
-            .map_err(|e| LogError::io(&self.active.path, e))?;
+        self.active.file.sync_data().map_err(|e| LogError::io(&self.active.path, e))?;
         metrics::histogram!("tessera_log_fsync_seconds").record(started.elapsed().as_secs_f64());
         self.unsynced = false;
         Ok(())
@@ -150,11 +135,7 @@ impl Writer {
             self.sync()?;
         }
         let segment = Arc::new(Segment::create(&self.shared.dir, self.next_offset)?);
-        self.shared
-            .segments
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(segment.clone());
+        self.shared.segments.write().unwrap_or_else(PoisonError::into_inner).push(segment.clone());
         tracing::debug!(
             topic = %self.shared.topic,
             partition = self.shared.partition,
@@ -189,15 +170,9 @@ impl Writer {
             let too_big = limit_bytes.is_some_and(|limit| total > limit);
             let too_old = match limit_age {
                 Some(age) => {
-                    let meta = segment
-                        .file
-                        .metadata()
-                        .map_err(|e| LogError::io(&segment.path, e))?;
-                    let modified = meta
-                        .modified()
-                        .map_err(|e| LogError::io(&segment.path, e))?;
-                    now.duration_since(modified)
-                        .is_ok_and(|elapsed| elapsed > age)
+                    let meta = segment.file.metadata().map_err(|e| LogError::io(&segment.path, e))?;
+                    let modified = meta.modified().map_err(|e| LogError::io(&segment.path, e))?;
+                    now.duration_since(modified).is_ok_and(|elapsed| elapsed > age)
                 }
                 None => false,
             };
@@ -210,13 +185,8 @@ impl Writer {
         if delete == 0 {
             return Ok(());
         }
-        let removed: Vec<Arc<Segment>> = self
-            .shared
-            .segments
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..delete)
-            .collect();
+        let removed: Vec<Arc<Segment>> =
+            self.shared.segments.write().unwrap_or_else(PoisonError::into_inner).drain(..delete).collect();
         for segment in &removed {
             // Readers holding the segment keep their open handle; the data goes once they finish.
             std::fs::remove_file(&segment.path).map_err(|e| LogError::io(&segment.path, e))?;
@@ -265,10 +235,8 @@ pub(crate) async fn run(writer: Writer, mut requests: mpsc::Receiver<AppendReque
         FsyncPolicy::Interval(period) => Some(interval(period)),
         FsyncPolicy::Always => None,
     };
-    let retention_enabled =
-        writer.opts.retention_bytes.is_some() || writer.opts.retention_age.is_some();
-    let mut retention_timer =
-        retention_enabled.then(|| interval(writer.opts.retention_check_interval));
+    let retention_enabled = writer.opts.retention_bytes.is_some() || writer.opts.retention_age.is_some();
+    let mut retention_timer = retention_enabled.then(|| interval(writer.opts.retention_check_interval));
     let mut failed: Option<String> = None;
     let mut writer = Some(writer);
 
@@ -314,8 +282,7 @@ pub(crate) async fn run(writer: Writer, mut requests: mpsc::Receiver<AppendReque
                 Err(_) => break,
             }
         }
-        let (records, replies): (Vec<_>, Vec<_>) =
-            group.into_iter().map(|r| (r.records, r.reply)).unzip();
+        let (records, replies): (Vec<_>, Vec<_>) = group.into_iter().map(|r| (r.records, r.reply)).unzip();
 
         let outcome = match (&failed, writer.take()) {
             (None, Some(w)) => match blocking(w, move |w| w.write_requests(&records)).await {
@@ -323,15 +290,9 @@ pub(crate) async fn run(writer: Writer, mut requests: mpsc::Receiver<AppendReque
                     writer = Some(w);
                     result
                 }
-                None => Err(LogError::io(
-                    "",
-                    std::io::Error::other("partition writer panicked"),
-                )),
+                None => Err(LogError::io("", std::io::Error::other("partition writer panicked"))),
             },
-            _ => Err(LogError::io(
-                "",
-                std::io::Error::other("partition writer is gone"),
-            )),
+            _ => Err(LogError::io("", std::io::Error::other("partition writer is gone"))),
         };
         match outcome {
             Ok(firsts) => {
