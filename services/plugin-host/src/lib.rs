@@ -9,6 +9,7 @@
 //! contained (restarted with backoff, quarantined after repeated failure) without affecting the
 //! host or any other plugin; an observation is acknowledged to nobody until it is durable in the log.
 
+mod actions;
 mod commands;
 mod emitter;
 mod error;

@@ -15,7 +15,7 @@ use tessera_codec::registry::now_ms;
 use tessera_codec::{ActionCommand, PluginLifecycle, RejectionError, Topics};
 use tessera_log::{Log, NewRecord};
 use tessera_model::package::Package;
-use tessera_model::{ActionOutcome, DeviceEvent, EventBody, Violation};
+use tessera_model::Violation;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -396,7 +396,7 @@ impl Supervisor {
                     }
                     dropped = 0;
                 }
-                Some(cmd) = commands.recv() => self.invoke(conn, cmd).await,
+                Some(cmd) = commands.recv() => crate::actions::invoke(conn, cmd, &self.log, &self.codec, &self.config.topics).await,
                 message = incoming.recv() => match message {
                     None => return RunEnd::Failed("plugin closed its output".into()),
                     Some(Incoming::Observe(obs)) => {
@@ -417,48 +417,6 @@ impl Supervisor {
                     }
                 },
             }
-        }
-    }
-
-    async fn invoke(&self, conn: &Connection, cmd: ActionCommand) {
-        if now_ms() > cmd.expires_at_ms {
-            self.action_event(&cmd, ActionOutcome::Expired, Some("time-to-live passed before delivery".into())).await;
-            return;
-        }
-        self.action_event(&cmd, ActionOutcome::Sent, None).await;
-        let params: Json = serde_json::from_str(&cmd.params_json).unwrap_or(Json::Object(Default::default()));
-        let request = json!({
-            "action_id": cmd.action_id,
-            "external_id": cmd.external_id,
-            "action": cmd.action,
-            "params": params,
-            "dry_run": cmd.dry_run,
-        });
-        let (outcome, detail) = match conn.call("invoke", request).await {
-            Ok(answer) => (ActionOutcome::Succeeded, answer.get("detail").and_then(Json::as_str).map(str::to_owned)),
-            Err(CallError::Timeout(_)) => (ActionOutcome::TimedOut, Some("plugin did not answer in time".into())),
-            Err(e) => (ActionOutcome::Failed, Some(e.to_string())),
-        };
-        self.action_event(&cmd, outcome, detail).await;
-    }
-
-    async fn action_event(&self, cmd: &ActionCommand, outcome: ActionOutcome, detail: Option<String>) {
-        let event = DeviceEvent {
-            event_id: format!("action/{}/{}", cmd.action_id, outcome.as_str()),
-            device_id: cmd.device_id.clone(),
-            plugin_id: cmd.plugin_id.clone(),
-            external_id: cmd.external_id.clone(),
-            observed_at_ms: now_ms(),
-            body: EventBody::Action { action_id: cmd.action_id.clone(), action: cmd.action.clone(), outcome, detail },
-        };
-        match self.codec.encode_event(&event) {
-            Ok(value) => {
-                let record = NewRecord { key: Some(cmd.device_id.clone().into_bytes()), value, timestamp_ms: now_ms() };
-                if let Err(e) = self.log.append(&self.config.topics.device_events(), vec![record]).await {
-                    tracing::error!(error = %e, "cannot write action status");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot encode action status"),
         }
     }
 }
