@@ -5,6 +5,7 @@ mod cli;
 mod database;
 mod plugin_cmd;
 mod replay;
+mod role_http;
 mod roles;
 mod serve;
 mod telemetry;

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DataArgs, ProjectorCommand, Role, RunArgs};
-use crate::{database, serve, telemetry};
+use crate::{database, role_http, serve, telemetry};
 
 /// What the roles share in one process.
 pub struct Components {
@@ -125,17 +125,35 @@ pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
         database::migrate(&pool).await?;
         anyhow::Ok(pool)
     };
+    let health = |topic: String, pool: Option<PgPool>| role_http::RoleHealth {
+        log: log.clone(),
+        topic,
+        pool,
+        metrics: metrics.clone(),
+        metrics_token: std::env::var("TESSERA_METRICS_TOKEN").ok().filter(|t| !t.is_empty()),
+    };
+    let serve_health = |h: role_http::RoleHealth| {
+        let (addr, shutdown) = (args.listen, shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = role_http::serve(addr, h, shutdown).await {
+                tracing::error!(error = %e, %addr, "health listener failed");
+            }
+        });
+    };
     match args.role {
         Role::PluginHost => {
+            serve_health(health(topics.commands(), None));
             let config = tessera_plugin_host::HostConfig::new(packages, args.state_dir.clone(), topics);
             tessera_plugin_host::run(config, log, codec, shutdown).await?;
         }
         Role::Mapper => {
+            serve_health(health(topics.device_events(), None));
             let config = tessera_mapper::MapperConfig { packages, topics, group: "mapper".into() };
             tessera_mapper::run(config, log, codec, shutdown).await?;
         }
         Role::Projector => {
             let pool = database().await?;
+            serve_health(health(topics.device_events(), Some(pool.clone())));
             tessera_projector::run(tessera_projector::ProjectorConfig::live(topics), log, codec, pool, shutdown)
                 .await?;
         }

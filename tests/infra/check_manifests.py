@@ -1,0 +1,93 @@
+"""Validates infra/: the compose file and the Kubernetes manifests parse and say what we rely on.
+
+No Docker engine or cluster is available in CI, so this checks structure and invariants: every
+role exists, runs `tessera run <role>`, probes /readyz and /healthz, runs as non-root, scales
+mapper and projector no further than the partition count, and the image builds as non-root.
+Exits non-zero with one line per problem.
+"""
+
+import pathlib
+import sys
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2] / "infra"
+ROLES = ["plugin-host", "mapper", "projector", "api"]
+PARTITIONS = 6
+problems = []
+
+
+def check(condition, message):
+    if not condition:
+        problems.append(message)
+
+
+def k8s_documents():
+    docs = []
+    for path in sorted((ROOT / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                docs.append((path.name, doc))
+    return docs
+
+
+def check_kubernetes():
+    docs = k8s_documents()
+    for name, doc in docs:
+        for key in ("apiVersion", "kind", "metadata"):
+            check(key in doc, f"{name}: {doc.get('kind')} lacks {key}")
+    deployments = {d["metadata"]["name"]: d for _, d in docs if d.get("kind") == "Deployment"}
+    hpas = {d["spec"]["scaleTargetRef"]["name"]: d for _, d in docs if d.get("kind") == "HorizontalPodAutoscaler"}
+    for role in ROLES:
+        dep = deployments.get(f"tessera-{role}")
+        check(dep is not None, f"k8s: no Deployment for {role}")
+        if dep is None:
+            continue
+        spec = dep["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        check(container.get("args") == ["run", role], f"k8s {role}: args must be ['run', '{role}']")
+        check(container.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz", f"k8s {role}: readiness must be /readyz")
+        check(container.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz", f"k8s {role}: liveness must be /healthz")
+        check(spec.get("securityContext", {}).get("runAsNonRoot") is True, f"k8s {role}: must run as non-root")
+        check(dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items(),
+              f"k8s {role}: selector does not match the pod labels")
+    for role in ("mapper", "projector"):
+        hpa = hpas.get(f"tessera-{role}")
+        check(hpa is not None, f"k8s: no HorizontalPodAutoscaler for {role}")
+        if hpa:
+            check(hpa["spec"]["maxReplicas"] <= PARTITIONS, f"k8s {role}: maxReplicas beyond the {PARTITIONS} partitions")
+    check("tessera-plugin-host" not in hpas, "k8s: plugin-host must not autoscale (each plugin runs once)")
+    services = [d for _, d in docs if d.get("kind") == "Service"]
+    check(any(s["metadata"]["name"] == "tessera-api" for s in services), "k8s: no Service for the API")
+
+
+def check_compose():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose.get("services", {})
+    for name in ["kafka", "postgres", *ROLES]:
+        check(name in services, f"compose: no service {name}")
+    kafka_env = services.get("kafka", {}).get("environment", {})
+    check("broker" in str(kafka_env.get("KAFKA_PROCESS_ROLES", "")) and "controller" in str(kafka_env.get("KAFKA_PROCESS_ROLES", "")),
+          "compose: Kafka must run in KRaft mode (broker,controller)")
+    for name, service in services.items():
+        check("healthcheck" in service, f"compose {name}: no health check")
+    for role in ROLES:
+        service = services.get(role, {})
+        check(service.get("command") == ["run", role], f"compose {role}: command must be ['run', '{role}']")
+        env = service.get("environment", {})
+        check(str(env.get("TESSERA_LOG_URL", "")).startswith("kafka://"), f"compose {role}: must use Kafka")
+
+
+def check_dockerfile():
+    text = (ROOT / "Dockerfile").read_text()
+    check(text.count("FROM ") >= 2, "Dockerfile: must be multi-stage")
+    check("\nUSER " in text and "USER root" not in text, "Dockerfile: must run as a non-root user")
+    check("ENTRYPOINT" in text, "Dockerfile: no ENTRYPOINT")
+
+
+check_kubernetes()
+check_compose()
+check_dockerfile()
+for problem in problems:
+    print(problem)
+sys.exit(1 if problems else 0)
