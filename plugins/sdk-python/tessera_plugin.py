@@ -2,7 +2,12 @@
 
 A plugin subclasses `Plugin`, overrides the lifecycle methods it needs and calls `run(MyPlugin())`.
 The SDK speaks the plugin protocol (schemas/protocol.md): JSON-RPC 2.0, one object per line on
-stdio. `emit` may be called from any thread; writes to stdout are serialized.
+stdio. `emit` may be called from any thread; writes to stdout are serialized. Each request is
+handled on its own thread, so heartbeats are answered while an `invoke` blocks on a device.
+
+A plugin that cannot go on should die rather than limp: an exception escaping a plugin thread,
+or a `MemoryError` anywhere, ends the process (exit code 70, the traceback on stderr), and the host
+restarts it with backoff.
 
     class Lamp(Plugin):
         def discover(self):
@@ -13,6 +18,7 @@ stdio. `emit` may be called from any thread; writes to stdout are serialized.
 """
 
 import json
+import os
 import sys
 import threading
 import time
@@ -137,13 +143,35 @@ class Plugin:
             self._answer(request_id, result)
         except PluginError as e:
             self._answer(request_id, error={"code": e.code, "message": e.message})
+        except MemoryError:
+            traceback.print_exc(file=sys.stderr)
+            _die("out of memory")
         except Exception as e:  # a bug in the plugin: report it, keep serving
             traceback.print_exc(file=sys.stderr)
             self._answer(request_id, error={"code": -32603, "message": f"internal error: {e}"})
 
 
+def _die(why):
+    """Ends the process at once: the host sees the exit and restarts the plugin with backoff."""
+    try:
+        sys.stderr.write(f"tessera_plugin: {why}; exiting\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(70)
+
+
+def _thread_died(args):
+    # A plugin thread that dies (a bug, MemoryError) would leave a half-alive plugin that still
+    # answers heartbeats but no longer streams: crash instead, so that the host restarts it.
+    if args.exc_type is SystemExit:
+        return
+    traceback.print_exception(args.exc_type, args.exc_value, args.exc_traceback, file=sys.stderr)
+    _die(f"uncaught {args.exc_type.__name__} in thread {args.thread.name if args.thread else '?'}")
+
+
 def run(plugin):
     """Serves the protocol on stdio until the host closes stdin or asks for shutdown."""
+    threading.excepthook = _thread_died
     # Invoke calls may block on device I/O: handle each request on its own thread so that
     # heartbeats are answered meanwhile.
     for line in sys.stdin:

@@ -263,3 +263,56 @@ impl Subscription {
         next_json(&mut self.socket, limit).await
     }
 }
+
+impl Stack {
+    /// Reads `/v1/streams/{topic}?from=0` (NDJSON replay, then tail) until `done` holds for the
+    /// records read so far, at most `limit`; returns the records. Panics on timeout.
+    pub async fn stream_until(
+        &self,
+        topic: &str,
+        limit: Duration,
+        mut done: impl FnMut(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        let mut response = self
+            .http
+            .get(format!("{}/v1/streams/{topic}?from=0", self.base))
+            .bearer_auth(&self.token)
+            .timeout(limit)
+            .send()
+            .await
+            .expect("stream request");
+        assert!(response.status().is_success(), "stream {topic}: HTTP {}", response.status());
+        let (mut records, mut pending) = (Vec::new(), Vec::new());
+        loop {
+            if done(&records) {
+                return records;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let chunk = match tokio::time::timeout(left, response.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => panic!("stream {topic} ended"),
+                Ok(Err(e)) if Instant::now() < deadline => panic!("stream {topic} failed: {e}"),
+                _ => panic!("timed out after {limit:?} reading {topic}: {} records read", records.len()),
+            };
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                records.push(serde_json::from_slice(&line).expect("NDJSON line"));
+            }
+        }
+    }
+}
+
+impl Stack {
+    /// Creates an API token with `tessera token create` against this stack and returns its secret.
+    pub fn create_token(&self, name: &str, scope: &str) -> String {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["token", "create", "--name", name, "--scope", scope, "--data-dir"])
+            .arg(self.data_dir())
+            .output()
+            .expect("run tessera token create");
+        assert!(output.status.success(), "token create failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}

@@ -1,19 +1,37 @@
-//! Invoking a normalized action: validate against the device's action surface and the catalog,
-//! write the command to `commands` and its `queued` status to `device-events`, audit the decision.
+//! Invoking a normalized action: check the caller's scope, the device's action surface, the
+//! parameters (catalog, then the plugin's `actions.toml` constraints) and the idempotency key;
+//! write the `queued` status to `device-events` and the command to `commands`; audit every
+//! decision, allowed or denied.
+//!
+//! Guarantees: an idempotency key of a caller maps to one invocation and never enqueues a second
+//! command (the key is claimed in the PostgreSQL transaction that enqueues, under a primary key);
+//! a command carries an expiry (`ttl`) after which the plugin-host refuses to deliver it; an
+//! allowed decision's audit entry is committed with its idempotency claim, so an invocation that
+//! was enqueued and acknowledged always has its audit entry.
+
+pub mod audit;
+pub mod history;
+mod idempotency;
+mod params;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value as Json, json};
+use serde_json::{Map, Value as Json, json};
 use tessera_codec::ActionCommand;
 use tessera_codec::registry::now_ms;
 use tessera_log::NewRecord;
-use tessera_model::catalog::ValueType;
-use tessera_model::{ActionOutcome, Catalog, DeviceEvent, EventBody};
+use tessera_model::{ActionOutcome, DeviceEvent, EventBody};
+use tracing::Instrument;
 
+use self::audit::{Decision, Outcome};
+use self::idempotency::Claim;
 use crate::auth::{Principal, Scope};
-use crate::{ApiError, AppState, db};
+use crate::db::{self, DeviceView};
+use crate::{ApiError, AppState};
 
-/// How long a command may wait for delivery before it expires.
-const COMMAND_TTL_MS: i64 = 30_000;
+/// How long a command may wait for delivery before it expires, unless the caller says otherwise.
+pub const DEFAULT_TTL_MS: i64 = 30_000;
+/// Longest time-to-live a caller may ask for.
+pub const MAX_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A request to run an action.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,10 +42,12 @@ pub struct InvokeRequest {
     pub action: String,
     /// Parameters object.
     pub params: Json,
-    /// Validate and dry-run only.
+    /// Run every check and the plugin's dry-run path, without touching the device.
     pub dry_run: bool,
-    /// Caller's idempotency key.
+    /// Caller's idempotency key: a repeated key returns the original invocation.
     pub idempotency_key: Option<String>,
+    /// Time-to-live of the command in milliseconds (default [`DEFAULT_TTL_MS`]).
+    pub ttl_ms: Option<i64>,
 }
 
 /// The accepted invocation.
@@ -36,163 +56,237 @@ pub struct InvokeRequest {
 pub struct Invocation {
     /// Invocation id; follow it with `actionStatus`.
     pub action_id: String,
-    /// Status right after acceptance (`queued`).
+    /// Status now: `queued` for a new invocation, the original's latest status for a replay.
     pub status: String,
+    /// Whether this answers a repeated idempotency key (nothing new was enqueued).
+    pub replayed: bool,
 }
 
-fn check_params(action: &str, params: &Json) -> Result<(), String> {
-    let Some((_, def)) = Catalog::builtin().action(action) else {
-        return Err(format!("`{action}` is not a catalog action"));
-    };
-    let empty = serde_json::Map::new();
-    let given = match params {
-        Json::Null => &empty,
-        Json::Object(map) => map,
-        _ => return Err("params must be an object".into()),
-    };
-    if let Some(unknown) = given.keys().find(|k| !def.params.iter().any(|p| &p.name == *k)) {
-        return Err(format!("`{action}` has no parameter `{unknown}`"));
-    }
-    for p in &def.params {
-        let value = given.get(&p.name).ok_or_else(|| format!("parameter `{}` is required", p.name))?;
-        match p.value_type {
-            ValueType::Float | ValueType::Int => {
-                let n = value.as_f64().ok_or_else(|| format!("parameter `{}` must be a number", p.name))?;
-                if p.value_type == ValueType::Int && n.fract() != 0.0 {
-                    return Err(format!("parameter `{}` must be an integer", p.name));
-                }
-                if p.min.is_some_and(|min| n < min) || p.max.is_some_and(|max| n > max) {
-                    let bound = |b: Option<f64>| b.map_or_else(|| "unbounded".to_owned(), |v| v.to_string());
-                    return Err(format!(
-                        "parameter `{}` = {n} is outside [{}, {}]",
-                        p.name,
-                        bound(p.min),
-                        bound(p.max)
-                    ));
-                }
-            }
-            ValueType::Bool => {
-                value.as_bool().ok_or_else(|| format!("parameter `{}` must be a boolean", p.name))?;
-            }
-            ValueType::Enum => {
-                let s = value.as_str().ok_or_else(|| format!("parameter `{}` must be a string", p.name))?;
-                if !p.values.iter().any(|v| v == s) {
-                    return Err(format!("parameter `{}` must be one of {:?}", p.name, p.values));
-                }
-            }
-            ValueType::String | ValueType::Color => {}
-        }
-    }
-    Ok(())
+/// A refusal: the audit entry's reason and the error returned to the caller.
+struct Refusal {
+    reason: String,
+    error: ApiError,
 }
 
-async fn audit(state: &AppState, principal: &Principal, req: &InvokeRequest, outcome: &str, detail: Json) {
-    let result =
-        sqlx::query("INSERT INTO audit_log (token_name, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&principal.name)
-            .bind(format!("invoke:{}", req.action))
-            .bind(&req.device_id)
-            .bind(outcome)
-            .bind(detail)
-            .execute(&state.pool)
-            .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "cannot write audit entry");
-    }
+fn refuse(reason: impl Into<String>, error: impl FnOnce(String) -> ApiError) -> Refusal {
+    let reason = reason.into();
+    Refusal { error: error(reason.clone()), reason }
 }
 
-/// Validates and enqueues an action.
+fn detail(req: &InvokeRequest, extra: Json) -> Json {
+    let mut out = json!({
+        "params": req.params,
+        "dry_run": req.dry_run,
+        "idempotency_key": req.idempotency_key,
+        "ttl_ms": req.ttl_ms.unwrap_or(DEFAULT_TTL_MS),
+    });
+    if let (Some(out), Json::Object(extra)) = (out.as_object_mut(), extra) {
+        out.extend(extra);
+    }
+    out
+}
+
+/// Validates, audits and enqueues an action.
 pub async fn invoke(state: &AppState, principal: &Principal, req: InvokeRequest) -> Result<Invocation, ApiError> {
-    if let Err(e) = principal.require(Scope::Control) {
-        audit(state, principal, &req, "denied", json!({"reason": "scope"})).await;
-        return Err(e);
-    }
-    let device = match db::get_device(&state.pool, &req.device_id).await? {
-        Some(d) => d,
-        None => {
-            audit(state, principal, &req, "denied", json!({"reason": "unknown device"})).await;
-            return Err(ApiError::NotFound(format!("device `{}`", req.device_id)));
+    let span = tracing::info_span!(
+        "invoke_action",
+        device = %req.device_id,
+        action = %req.action,
+        caller = %principal.name,
+        dry_run = req.dry_run
+    );
+    async move {
+        let decided = match check(state, principal, &req).await {
+            Ok((device, params)) => enqueue(state, principal, &req, &device, params).await,
+            Err(refusal) => Err(refusal),
+        };
+        match decided {
+            Ok(invocation) => Ok(invocation),
+            Err(Refusal { reason, error }) => {
+                tracing::info!(%reason, "action denied");
+                let outcome = if matches!(error, ApiError::Database(_) | ApiError::Log(_) | ApiError::Codec(_)) {
+                    Outcome::Failed
+                } else {
+                    Outcome::Denied
+                };
+                let decision = Decision {
+                    caller: &principal.name,
+                    action: &req.action,
+                    device_id: &req.device_id,
+                    outcome,
+                    action_id: None,
+                    detail: detail(&req, json!({"reason": reason})),
+                };
+                if let Err(e) = audit::record(&state.pool, &decision).await {
+                    tracing::error!(error = %e, "cannot write audit entry");
+                }
+                Err(error)
+            }
         }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Every check short of the idempotency key: scope, time-to-live, device, action, parameters.
+async fn check(
+    state: &AppState,
+    principal: &Principal,
+    req: &InvokeRequest,
+) -> Result<(DeviceView, Map<String, Json>), Refusal> {
+    if let Err(error) = principal.require(Scope::Control) {
+        return Err(Refusal { reason: "the token lacks the `control` scope".into(), error });
+    }
+    if let Some(ttl) = req.ttl_ms
+        && !(1..=MAX_TTL_MS).contains(&ttl)
+    {
+        return Err(refuse(format!("ttlMs must be between 1 and {MAX_TTL_MS}"), ApiError::BadRequest));
+    }
+    if let Some(why) = req.idempotency_key.as_deref().and_then(idempotency::invalid) {
+        return Err(refuse(why, ApiError::BadRequest));
+    }
+    let device = match db::get_device(&state.pool, &state.plugins, &req.device_id).await {
+        Ok(Some(device)) => device,
+        Ok(None) => {
+            return Err(refuse("unknown device", |_| ApiError::NotFound(format!("device `{}`", req.device_id))));
+        }
+        Err(error) => return Err(Refusal { reason: "database unavailable".into(), error }),
     };
     if !device.actions.contains(&req.action) {
-        audit(state, principal, &req, "denied", json!({"reason": "unsupported action"})).await;
-        return Err(ApiError::BadRequest(format!(
-            "device `{}` does not support `{}`; it supports {:?}",
-            device.id, req.action, device.actions
-        )));
+        return Err(refuse(
+            format!("device `{}` does not support `{}`; it supports {:?}", device.id, req.action, device.actions),
+            ApiError::BadRequest,
+        ));
     }
-    if let Err(why) = check_params(&req.action, &req.params) {
-        audit(state, principal, &req, "denied", json!({"reason": why})).await;
-        return Err(ApiError::BadRequest(why));
+    let narrower = |param: &str| state.plugins.constraint(&device.plugin_id, &device.device_class, &req.action, param);
+    match params::check(&req.action, &req.params, narrower) {
+        Ok(params) => Ok((device, params)),
+        Err(why) => Err(refuse(why, ApiError::BadRequest)),
     }
+}
+
+fn new_action_id() -> Result<String, Refusal> {
     let mut id = [0u8; 12];
-    getrandom::fill(&mut id).map_err(|e| ApiError::BadRequest(format!("no randomness: {e}")))?;
-    let action_id = format!("act_{}", hex::encode(id));
+    getrandom::fill(&mut id).map_err(|e| refuse(format!("no randomness: {e}"), ApiError::BadRequest))?;
+    Ok(format!("act_{}", hex::encode(id)))
+}
+
+/// Claims the idempotency key, records the decision and writes the `queued` event and the command,
+/// all inside one transaction that is committed only once both records are in the log.
+async fn enqueue(
+    state: &AppState,
+    principal: &Principal,
+    req: &InvokeRequest,
+    device: &DeviceView,
+    params: Map<String, Json>,
+) -> Result<Invocation, Refusal> {
+    let db_down = |error: sqlx::Error| Refusal { reason: "database unavailable".into(), error: error.into() };
+    let action_id = new_action_id()?;
+    let mut tx = state.pool.begin().await.map_err(db_down)?;
+    if let Some(key) = &req.idempotency_key {
+        let fingerprint = idempotency::fingerprint(&device.id, &req.action, &params, req.dry_run);
+        let request = idempotency::Request {
+            caller: &principal.name,
+            key,
+            action_id: &action_id,
+            fingerprint: &fingerprint,
+            device_id: &device.id,
+            action: &req.action,
+        };
+        match idempotency::claim(&mut tx, &request).await.map_err(db_down)? {
+            Claim::Fresh => {}
+            Claim::Replay(original) => {
+                let decision = Decision {
+                    caller: &principal.name,
+                    action: &req.action,
+                    device_id: &device.id,
+                    outcome: Outcome::Replayed,
+                    action_id: Some(&original),
+                    detail: detail(req, json!({"reason": "repeated idempotency key"})),
+                };
+                audit::record(&mut *tx, &decision).await.map_err(db_down)?;
+                tx.commit().await.map_err(db_down)?;
+                tracing::info!(action_id = %original, "idempotent replay; nothing enqueued");
+                let status = db::action_status(&state.pool, &original).await.ok().flatten().map(|s| s.status);
+                let status = status.unwrap_or_else(|| ActionOutcome::Queued.as_str().to_owned());
+                return Ok(Invocation { action_id: original, status, replayed: true });
+            }
+            Claim::Conflict(original) => {
+                return Err(refuse(
+                    format!("idempotency key already used for a different request (invocation {original})"),
+                    ApiError::BadRequest,
+                ));
+            }
+        }
+    }
+    let decision = Decision {
+        caller: &principal.name,
+        action: &req.action,
+        device_id: &device.id,
+        outcome: Outcome::Allowed,
+        action_id: Some(&action_id),
+        detail: detail(req, Json::Null),
+    };
+    audit::record(&mut *tx, &decision).await.map_err(db_down)?;
+    let command = command(principal, req, device, &action_id, &params);
+    publish(state, &command).await.map_err(|error| Refusal { reason: format!("cannot enqueue: {error}"), error })?;
+    tx.commit().await.map_err(db_down)?;
+    metrics::counter!("tessera_api_actions_total", "action" => req.action.clone()).increment(1);
+    tracing::info!(%action_id, expires_at_ms = command.expires_at_ms, "action queued");
+    Ok(Invocation { action_id, status: ActionOutcome::Queued.as_str().into(), replayed: false })
+}
+
+fn command(
+    principal: &Principal,
+    req: &InvokeRequest,
+    device: &DeviceView,
+    action_id: &str,
+    params: &Map<String, Json>,
+) -> ActionCommand {
     let now = now_ms();
-    let command = ActionCommand {
-        action_id: action_id.clone(),
+    ActionCommand {
+        action_id: action_id.to_owned(),
         device_id: device.id.clone(),
         plugin_id: device.plugin_id.clone(),
         external_id: device.external_id.clone(),
         action: req.action.clone(),
-        params_json: if req.params.is_null() { "{}".into() } else { req.params.to_string() },
+        params_json: Json::Object(params.clone()).to_string(),
         dry_run: req.dry_run,
         requested_by: principal.name.clone(),
         requested_at_ms: now,
-        expires_at_ms: now + COMMAND_TTL_MS,
+        expires_at_ms: now.saturating_add(req.ttl_ms.unwrap_or(DEFAULT_TTL_MS)),
         idempotency_key: req.idempotency_key.clone(),
-    };
-    let queued = DeviceEvent {
-        event_id: format!("action/{action_id}/queued"),
-        device_id: device.id.clone(),
-        plugin_id: device.plugin_id.clone(),
-        external_id: device.external_id.clone(),
-        observed_at_ms: now,
-        body: EventBody::Action {
-            action_id: action_id.clone(),
-            action: req.action.clone(),
-            outcome: ActionOutcome::Queued,
-            detail: Some(command.params_json.clone()),
-        },
-    };
-    let key = Some(device.id.clone().into_bytes());
-    state
-        .log
-        .append(
-            &state.topics.device_events(),
-            vec![NewRecord { key: key.clone(), value: state.codec.encode_event(&queued)?, timestamp_ms: now }],
-        )
-        .await?;
-    state
-        .log
-        .append(
-            &state.topics.commands(),
-            vec![NewRecord { key, value: state.codec.encode_command(&command)?, timestamp_ms: now }],
-        )
-        .await?;
-    audit(
-        state,
-        principal,
-        &req,
-        "allowed",
-        json!({"action_id": action_id, "params": req.params, "dry_run": req.dry_run}),
-    )
-    .await;
-    metrics::counter!("tessera_api_actions_total", "action" => req.action.clone()).increment(1);
-    Ok(Invocation { action_id, status: ActionOutcome::Queued.as_str().into() })
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parameters_are_checked_against_the_catalog() {
-        assert!(check_params("set_brightness", &json!({"level": 50})).is_ok());
-        assert!(check_params("set_brightness", &json!({"level": 150})).unwrap_err().contains("outside"));
-        assert!(check_params("set_brightness", &json!({})).unwrap_err().contains("required"));
-        assert!(check_params("set_brightness", &json!({"level": 5, "x": 1})).unwrap_err().contains("no parameter"));
-        assert!(check_params("toggle", &Json::Null).is_ok());
-        assert!(check_params("set_thermostat_mode", &json!({"mode": "warp"})).is_err());
+fn status_event(cmd: &ActionCommand, outcome: ActionOutcome, detail: Option<String>) -> DeviceEvent {
+    DeviceEvent {
+        event_id: format!("action/{}/{}", cmd.action_id, outcome.as_str()),
+        device_id: cmd.device_id.clone(),
+        plugin_id: cmd.plugin_id.clone(),
+        external_id: cmd.external_id.clone(),
+        observed_at_ms: cmd.requested_at_ms,
+        body: EventBody::Action { action_id: cmd.action_id.clone(), action: cmd.action.clone(), outcome, detail },
     }
+}
+
+/// Writes `queued` to `device-events`, then the command to `commands` (in that order, so that the
+/// plugin-host's `sent` can never precede `queued`). A command that cannot be written after its
+/// `queued` event is marked `failed`, so it does not stay queued forever.
+async fn publish(state: &AppState, cmd: &ActionCommand) -> Result<(), ApiError> {
+    let key = Some(cmd.device_id.clone().into_bytes());
+    let queued = status_event(cmd, ActionOutcome::Queued, Some(cmd.params_json.clone()));
+    let record = |value| NewRecord { key: key.clone(), value, timestamp_ms: cmd.requested_at_ms };
+    state.log.append(&state.topics.device_events(), vec![record(state.codec.encode_event(&queued)?)]).await?;
+    let written = match state.codec.encode_command(cmd) {
+        Ok(value) => state.log.append(&state.topics.commands(), vec![record(value)]).await.map_err(ApiError::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = &written {
+        let failed = status_event(cmd, ActionOutcome::Failed, Some(format!("could not be enqueued: {e}")));
+        if let Ok(value) = state.codec.encode_event(&failed) {
+            let _ = state.log.append(&state.topics.device_events(), vec![record(value)]).await;
+        }
+    }
+    written.map(|_| ())
 }

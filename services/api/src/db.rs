@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 
 use async_graphql::SimpleObject;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 use serde_json::Value as Json;
 use sqlx::PgPool;
+use tessera_model::surface::PluginSurfaces;
 use tessera_model::{Catalog, DeviceMetadata};
 
 use crate::ApiError;
@@ -15,6 +16,17 @@ use crate::ApiError;
 pub const MAX_PAGE: i64 = 500;
 /// Largest number of history points returned.
 pub const MAX_POINTS: i64 = 5000;
+/// Widest history bucket: ten years.
+pub const MAX_BUCKET_SECONDS: i64 = 10 * 366 * 24 * 3600;
+
+/// Rejects text PostgreSQL cannot store (NUL) before it reaches a query, as a bad request rather
+/// than a database failure.
+pub fn plain_text(what: &str, value: &str) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::BadRequest(format!("{what} must not contain NUL characters")));
+    }
+    Ok(())
+}
 
 /// Filters of the device list.
 #[derive(Debug, Clone, Default, async_graphql::InputObject, serde::Deserialize)]
@@ -30,7 +42,7 @@ pub struct DeviceFilter {
 }
 
 /// The current value of one capability of a device.
-#[derive(Debug, Clone, Serialize, SimpleObject)]
+#[derive(Debug, Clone, Serialize, SimpleObject, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CapabilityState {
     /// Capability name.
@@ -40,6 +52,7 @@ pub struct CapabilityState {
     /// UCUM unit.
     pub unit: Option<String>,
     /// Current value.
+    #[schema(value_type = serde_json::Value)]
     pub value: Json,
     /// When it was observed.
     pub observed_at: DateTime<Utc>,
@@ -48,7 +61,7 @@ pub struct CapabilityState {
 }
 
 /// A device of the unified model.
-#[derive(Debug, Clone, Serialize, SimpleObject)]
+#[derive(Debug, Clone, Serialize, SimpleObject, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceView {
     /// Stable id.
@@ -76,6 +89,7 @@ pub struct DeviceView {
     /// Supported normalized actions.
     pub actions: Vec<String>,
     /// UI schema (cards of widgets).
+    #[schema(value_type = serde_json::Value)]
     pub ui: Json,
     /// Last change.
     pub updated_at: DateTime<Utc>,
@@ -105,7 +119,7 @@ type ActionRow = (String, String, String, String, Option<String>, DateTime<Utc>)
 
 const DEVICE_COLUMNS: &str = "id, plugin_id, external_id, name, device_class, manufacturer, model, firmware, capabilities, actions, online, updated_at";
 
-fn to_view(row: DeviceRow, states: Vec<CapabilityState>) -> DeviceView {
+fn to_view(row: DeviceRow, states: Vec<CapabilityState>, plugins: &PluginSurfaces) -> DeviceView {
     let (
         id,
         plugin_id,
@@ -129,7 +143,8 @@ fn to_view(row: DeviceRow, states: Vec<CapabilityState>) -> DeviceView {
         capabilities: capability_names.clone(),
         actions: actions.clone(),
     };
-    let ui = serde_json::to_value(tessera_model::ui::generate(Catalog::builtin(), &metadata)).unwrap_or(Json::Null);
+    // The plugin's ui.toml and actions.toml shape the generated schema (see schemas/widgets.md).
+    let ui = serde_json::to_value(plugins.ui(Catalog::builtin(), &plugin_id, &metadata)).unwrap_or(Json::Null);
     DeviceView {
         id,
         plugin_id,
@@ -177,6 +192,7 @@ async fn states_of(pool: &PgPool, ids: &[String]) -> Result<HashMap<String, Vec<
 /// One page of devices ordered by id, after the cursor `after` (a device id).
 pub async fn list_devices(
     pool: &PgPool,
+    plugins: &PluginSurfaces,
     filter: &DeviceFilter,
     first: i64,
     after: Option<&str>,
@@ -184,6 +200,12 @@ pub async fn list_devices(
     if !(1..=MAX_PAGE).contains(&first) {
         return Err(ApiError::BadRequest(format!("page size must be between 1 and {MAX_PAGE}")));
     }
+    for (what, value) in
+        [("pluginId", &filter.plugin_id), ("deviceClass", &filter.device_class), ("capability", &filter.capability)]
+    {
+        plain_text(what, value.as_deref().unwrap_or_default())?;
+    }
+    plain_text("the cursor", after.unwrap_or_default())?;
     let rows: Vec<DeviceRow> = sqlx::query_as(&format!(
         "SELECT {DEVICE_COLUMNS} FROM projection.devices
          WHERE NOT removed
@@ -210,7 +232,7 @@ pub async fn list_devices(
         rows.into_iter()
             .map(|r| {
                 let s = states.remove(&r.0).unwrap_or_default();
-                to_view(r, s)
+                to_view(r, s, plugins)
             })
             .collect(),
         has_next,
@@ -218,7 +240,8 @@ pub async fn list_devices(
 }
 
 /// One device by id.
-pub async fn get_device(pool: &PgPool, id: &str) -> Result<Option<DeviceView>, ApiError> {
+pub async fn get_device(pool: &PgPool, plugins: &PluginSurfaces, id: &str) -> Result<Option<DeviceView>, ApiError> {
+    plain_text("the device id", id)?;
     let row: Option<DeviceRow> =
         sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM projection.devices WHERE id = $1 AND NOT removed"))
             .bind(id)
@@ -227,16 +250,17 @@ pub async fn get_device(pool: &PgPool, id: &str) -> Result<Option<DeviceView>, A
     let Some(row) = row else { return Ok(None) };
     let mut states = states_of(pool, std::slice::from_ref(&row.0)).await?;
     let s = states.remove(&row.0).unwrap_or_default();
-    Ok(Some(to_view(row, s)))
+    Ok(Some(to_view(row, s, plugins)))
 }
 
 /// A point of a capability's history.
-#[derive(Debug, Clone, Serialize, SimpleObject)]
+#[derive(Debug, Clone, Serialize, SimpleObject, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryPoint {
     /// Time (bucket start when downsampled).
     pub at: DateTime<Utc>,
     /// Value (average over the bucket when downsampled and numeric).
+    #[schema(value_type = serde_json::Value)]
     pub value: Json,
     /// Smallest value in the bucket.
     pub min: Option<f64>,
@@ -256,8 +280,18 @@ pub async fn history(
     to: DateTime<Utc>,
     bucket_seconds: Option<i64>,
 ) -> Result<Vec<HistoryPoint>, ApiError> {
+    plain_text("the device id", device)?;
+    plain_text("the capability", capability)?;
     if to < from {
         return Err(ApiError::BadRequest("`to` is before `from`".into()));
+    }
+    // PostgreSQL's timestamps span 4713 BC to 294276 AD; chrono's reach further.
+    let representable = |t: DateTime<Utc>| (1..=9999).contains(&t.year());
+    if !representable(from) || !representable(to) {
+        return Err(ApiError::BadRequest("`from` and `to` must lie between the years 1 and 9999".into()));
+    }
+    if bucket_seconds.is_some_and(|b| b > MAX_BUCKET_SECONDS) {
+        return Err(ApiError::BadRequest(format!("bucket must be at most {MAX_BUCKET_SECONDS} seconds")));
     }
     match bucket_seconds {
         Some(b) if b < 1 => Err(ApiError::BadRequest("bucket must be at least 1 second".into())),
@@ -310,7 +344,7 @@ pub async fn history(
 }
 
 /// A plugin's condition.
-#[derive(Debug, Clone, Serialize, SimpleObject)]
+#[derive(Debug, Clone, Serialize, SimpleObject, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginView {
     /// Plugin id.
@@ -328,6 +362,7 @@ pub struct PluginView {
     /// Observations rejected.
     pub observations_rejected: i64,
     /// Contract violations (rejected packages).
+    #[schema(value_type = serde_json::Value)]
     pub violations: Json,
     /// Last transition.
     pub updated_at: DateTime<Utc>,
@@ -369,7 +404,7 @@ pub async fn plugins(pool: &PgPool) -> Result<Vec<PluginView>, ApiError> {
 }
 
 /// The status of an action invocation.
-#[derive(Debug, Clone, Serialize, SimpleObject)]
+#[derive(Debug, Clone, Serialize, SimpleObject, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionStatus {
     /// Invocation id.
@@ -388,6 +423,7 @@ pub struct ActionStatus {
 
 /// An action's status, once the projector has seen it.
 pub async fn action_status(pool: &PgPool, id: &str) -> Result<Option<ActionStatus>, ApiError> {
+    plain_text("the action id", id)?;
     let row: Option<ActionRow> = sqlx::query_as(
         "SELECT action_id, device_id, action, status, detail, updated_at FROM projection.actions WHERE action_id = $1",
     )

@@ -19,6 +19,10 @@ pub enum ApiError {
     /// The request is invalid.
     #[error("{0}")]
     BadRequest(String),
+    /// The request could not be read (body too large, wrong content type, malformed path, query
+    /// or body); carries the status the extractor chose.
+    #[error("{1}")]
+    Unreadable(StatusCode, String),
     /// PostgreSQL failed.
     #[error("database unavailable")]
     Database(#[from] sqlx::Error),
@@ -36,6 +40,22 @@ pub enum ApiError {
     Serve(std::io::Error),
 }
 
+/// The body of every REST error: `{"error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// A REST error.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code: `unauthorized`, `forbidden`, `not_found`, `bad_request`, `unavailable`, `internal`.
+    pub code: String,
+    /// What went wrong, in words.
+    pub message: String,
+}
+
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
@@ -43,6 +63,11 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unreadable(StatusCode::PAYLOAD_TOO_LARGE, _) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Unreadable(StatusCode::UNSUPPORTED_MEDIA_TYPE, _) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Unreadable(..) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Database(_) | ApiError::Log(_) | ApiError::Codec(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }

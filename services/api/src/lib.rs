@@ -15,8 +15,10 @@ mod changes;
 mod dashboard;
 mod db;
 mod error;
+mod extract;
 mod graphql;
 mod health;
+mod openapi;
 mod registry_routes;
 mod rest;
 mod state;
@@ -28,19 +30,41 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub use graphql::sdl as graphql_sdl;
+pub use graphql::ws::MAX_SUBSCRIPTIONS as MAX_WS_OPERATIONS;
+pub use openapi::UNDOCUMENTED_ROUTES;
 pub use state::AppState;
+
+/// Largest request body accepted by REST (GraphQL has its own, smaller limit).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Every documented route, with the OpenAPI document generated from them.
+fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    openapi::router()
+        .merge(health::routes())
+        .merge(graphql::routes())
+        .merge(rest::routes())
+        .merge(streams::routes())
+        .merge(registry_routes::routes())
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the HTTP API (served at `/v1/openapi.json`).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    documented().1
+}
 
 /// Builds the router of every endpoint.
 pub fn router(state: AppState) -> Router {
     let schema = graphql::build_schema(state.clone());
-    Router::new()
-        .merge(health::routes())
-        .merge(graphql::routes(schema))
-        .merge(rest::routes())
-        .merge(streams::routes())
-        .merge(registry_routes::routes())
+    let (routes, document) = documented();
+    let document: openapi::Document =
+        std::sync::Arc::new(document.to_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
+    routes
         .merge(dashboard::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
+        .layer(axum::Extension(document))
+        .layer(axum::Extension(schema))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 

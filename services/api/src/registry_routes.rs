@@ -2,23 +2,38 @@
 //! resolve the schema ids framed into every record.
 
 use axum::Json;
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::extract::State;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Principal, Scope};
+use crate::extract::Path;
 use crate::{ApiError, AppState};
 
 /// The registry routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/schema-registry/schemas/ids/{id}", get(schema_by_id))
-        .route("/schema-registry/subjects", get(subjects))
-        .route("/schema-registry/subjects/{subject}/versions", get(versions))
-        .route("/schema-registry/subjects/{subject}/versions/{version}", get(version))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(schema_by_id))
+        .routes(routes!(subjects))
+        .routes(routes!(versions))
+        .routes(routes!(version))
 }
 
+/// The Avro schema with this id (the id framed into every record).
+#[utoipa::path(
+    get,
+    path = "/schema-registry/schemas/ids/{id}",
+    tag = "schema-registry",
+    params(("id" = u32, Path, description = "Schema id")),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "`{\"schema\": \"<Avro JSON>\"}`", body = serde_json::Value),
+        (status = 400, description = "Not an id", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown id", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+    )
+)]
 async fn schema_by_id(
     State(state): State<AppState>,
     principal: Principal,
@@ -32,11 +47,35 @@ async fn schema_by_id(
     }
 }
 
+/// Every subject (`<topic>-value`).
+#[utoipa::path(
+    get,
+    path = "/schema-registry/subjects",
+    tag = "schema-registry",
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "Subject names", body = Vec<String>),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+    )
+)]
 async fn subjects(State(state): State<AppState>, principal: Principal) -> Result<Json<Vec<String>>, ApiError> {
     principal.require(Scope::Read)?;
     Ok(Json(state.codec.registry().subjects().await?))
 }
 
+/// The versions of a subject.
+#[utoipa::path(
+    get,
+    path = "/schema-registry/subjects/{subject}/versions",
+    tag = "schema-registry",
+    params(("subject" = String, Path, description = "Subject")),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "Version numbers", body = Vec<u32>),
+        (status = 404, description = "Unknown subject", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+    )
+)]
 async fn versions(
     State(state): State<AppState>,
     principal: Principal,
@@ -50,6 +89,20 @@ async fn versions(
     Ok(Json(versions.iter().map(|v| v.version).collect()))
 }
 
+/// One version of a subject (a number or `latest`).
+#[utoipa::path(
+    get,
+    path = "/schema-registry/subjects/{subject}/versions/{version}",
+    tag = "schema-registry",
+    params(("subject" = String, Path, description = "Subject"), ("version" = String, Path, pattern = "^([0-9]+|latest)$", description = "A version number or `latest`")),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "`{subject, version, id, schema}`", body = serde_json::Value),
+        (status = 400, description = "Not a version", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown subject or version", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+    )
+)]
 async fn version(
     State(state): State<AppState>,
     principal: Principal,

@@ -28,6 +28,9 @@ pub struct AppState {
     pub listening: Arc<AtomicBool>,
     /// Prometheus exposition of the process's metrics.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The plugins' supported actions, parameter constraints and UI overrides (empty: catalog
+    /// ranges and generated UIs only). Set by whoever knows the plugin packages.
+    pub plugins: Arc<tessera_model::surface::PluginSurfaces>,
 }
 
 impl AppState {
@@ -40,6 +43,15 @@ impl AppState {
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Self {
         let (changes, _) = broadcast::channel(4096);
-        Self { pool, log, codec, topics, changes, listening: Arc::new(AtomicBool::new(false)), metrics }
+        Self {
+            pool,
+            log,
+            codec,
+            topics,
+            changes,
+            listening: Arc::new(AtomicBool::new(false)),
+            metrics,
+            plugins: Arc::default(),
+        }
     }
 }

@@ -3,33 +3,54 @@
 
 use std::convert::Infallible;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tessera_log::{DEFAULT_POLL_WAIT, Record};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Principal, Scope};
+use crate::extract::{Path, Query};
 use crate::{ApiError, AppState};
 
 /// Records read per partition per step.
 const BATCH: usize = 256;
 
 /// The stream routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/streams/{topic}", get(stream))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stream))
 }
 
-#[derive(Deserialize)]
+/// Where a replay starts.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StreamQuery {
+    /// First offset, on every partition (default 0).
     #[serde(default)]
     from: u64,
 }
 
+/// A topic's records from `from` as NDJSON, one JSON object per line
+/// (`{topic, partition, offset, key, timestampMs, schemaId, value}`), then new ones as they arrive.
+/// The response does not end: it tails the topic until the client disconnects.
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{topic}",
+    tag = "streams",
+    params(("topic" = String, Path, description = "Topic, with or without the prefix (`device-events`)"), StreamQuery),
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "NDJSON records, then new ones as they arrive", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "Malformed offset", body = crate::error::ErrorBody),
+        (status = 404, description = "No such topic", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+    )
+)]
 async fn stream(
     State(state): State<AppState>,
     principal: Principal,

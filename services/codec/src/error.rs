@@ -28,6 +28,15 @@ pub enum CodecError {
         /// What was expected there.
         expected: String,
     },
+    /// A record breaks a decoding limit (size, nesting, a length or count beyond the bytes
+    /// present, too many values): it is hostile or corrupt, and was not decoded.
+    #[error("record refused at byte {offset}: {detail}")]
+    Limit {
+        /// Byte offset into the datum (0 for the record as a whole).
+        offset: usize,
+        /// Which limit, and what the record asked for.
+        detail: String,
+    },
     /// Two different schemas have the same id (a fingerprint collision).
     #[error("schema id {0} collides with a different schema")]
     Collision(u32),

@@ -9,6 +9,8 @@
 pub mod avro_json;
 pub mod device_event;
 pub mod error;
+pub mod guard;
+pub mod limits;
 pub mod messages;
 pub mod raw;
 pub mod registry;
@@ -16,6 +18,7 @@ pub mod topics;
 pub mod wire;
 
 pub use error::CodecError;
+pub use limits::DecodeLimits;
 pub use messages::{ActionCommand, PluginLifecycle, Rejection, RejectionError};
 pub use registry::SchemaRegistry;
 pub use topics::Topics;

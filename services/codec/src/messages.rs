@@ -11,7 +11,7 @@ use tessera_model::{DeviceEvent, Violation};
 
 use crate::device_event::Fields;
 use crate::registry::RegisteredSchema;
-use crate::{CodecError, SchemaRegistry, Topics, avro_json, device_event, raw, wire};
+use crate::{CodecError, DecodeLimits, SchemaRegistry, Topics, avro_json, device_event, guard, limits, raw, wire};
 
 const REJECTION: &str = include_str!("../../../schemas/topics/rejection.avsc");
 const LIFECYCLE: &str = include_str!("../../../schemas/topics/plugin-lifecycle.avsc");
@@ -282,6 +282,7 @@ pub struct Codec {
     rejection: Arc<RegisteredSchema>,
     lifecycle: Arc<RegisteredSchema>,
     command: Arc<RegisteredSchema>,
+    limits: DecodeLimits,
 }
 
 fn encode(schema: &RegisteredSchema, value: Value) -> Result<Vec<u8>, CodecError> {
@@ -300,12 +301,24 @@ fn schema_name(schema: &Schema) -> String {
 impl Codec {
     /// Registers the built-in topic schemas (idempotently) and returns a codec using them.
     pub async fn open(registry: Arc<SchemaRegistry>, topics: &Topics) -> Result<Self, CodecError> {
+        limits::init();
         let subject = |topic: String| format!("{topic}-value");
         let device_event = registry.register(&subject(topics.device_events()), device_event::SCHEMA).await?;
         let rejection = registry.register(&subject(topics.dlq()), REJECTION).await?;
         let lifecycle = registry.register(&subject(topics.governance()), LIFECYCLE).await?;
         let command = registry.register(&subject(topics.commands()), COMMAND).await?;
-        Ok(Self { registry, device_event, rejection, lifecycle, command })
+        Ok(Self { registry, device_event, rejection, lifecycle, command, limits: DecodeLimits::default() })
+    }
+
+    /// The same codec with other decoding limits.
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The decoding limits in force.
+    pub fn limits(&self) -> &DecodeLimits {
+        &self.limits
     }
 
     /// The registry behind this codec.
@@ -314,9 +327,21 @@ impl Codec {
     }
 
     /// Decodes a framed record into its writer schema and Avro value.
+    /// Refuses records beyond the codec's [`DecodeLimits`] before the Avro library sees them.
     pub async fn decode_value(&self, bytes: &[u8]) -> Result<(Arc<RegisteredSchema>, Value), CodecError> {
+        if bytes.len() > self.limits.max_record_bytes {
+            return Err(CodecError::Limit {
+                offset: 0,
+                detail: format!(
+                    "record of {} bytes exceeds the limit of {}",
+                    bytes.len(),
+                    self.limits.max_record_bytes
+                ),
+            });
+        }
         let (id, mut datum) = wire::unframe(bytes)?;
         let schema = self.registry.get(id).await?;
+        guard::check_datum(&schema.schema, datum, &self.limits)?;
         let value = apache_avro::from_avro_datum(&schema.schema, &mut datum, None)
             .map_err(|e| CodecError::Datum { schema: schema_name(&schema.schema), detail: e.to_string() })?;
         Ok((schema, value))

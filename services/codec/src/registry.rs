@@ -93,7 +93,7 @@ impl SchemaRegistry {
                     tracing::warn!(offset = record.offset, "skipping unreadable schema registry entry");
                     continue;
                 };
-                let Ok(schema) = Schema::parse_str(&entry.schema) else {
+                let Ok(schema) = tessera_model::contract_parse::parse_str(&entry.schema) else {
                     tracing::warn!(offset = record.offset, id = entry.id, "skipping unparsable schema");
                     continue;
                 };
@@ -113,7 +113,9 @@ impl SchemaRegistry {
 
     /// Registers `text` under `subject` and returns it; idempotent.
     pub async fn register(&self, subject: &str, text: &str) -> Result<Arc<RegisteredSchema>, CodecError> {
-        let schema = Schema::parse_str(text).map_err(|e| CodecError::InvalidSchema(e.to_string()))?;
+        // Schema texts may come from plugin packages: parse without letting the library panic.
+        let schema =
+            tessera_model::contract_parse::parse_str(text).map_err(|e| CodecError::InvalidSchema(e.to_string()))?;
         self.register_parsed(subject, text, schema).await
     }
 

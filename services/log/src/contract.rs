@@ -250,6 +250,6 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_url_is_refused() {
-        assert!(matches!(crate::open("kafka://nowhere").await, Err(crate::LogError::UnsupportedUrl(_))));
+        assert!(matches!(crate::open("nosuch://nowhere").await, Err(crate::LogError::UnsupportedUrl(_))));
     }
 }

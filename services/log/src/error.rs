@@ -45,7 +45,7 @@ pub enum LogError {
     },
 
     /// [`crate::open`] was given a URL no backend understands.
-    #[error("unsupported log URL {0:?} (expected embedded:<directory>)")]
+    #[error("unsupported log URL {0:?} (expected embedded:<directory> or kafka://host:port[,host:port])")]
     UnsupportedUrl(String),
 
     /// A record's key plus value is larger than the configured limit.
@@ -120,6 +120,16 @@ pub enum LogError {
     /// The log was closed.
     #[error("the log is closed")]
     Closed,
+
+    /// The Kafka cluster (or librdkafka talking to it) failed an operation; only the Kafka backend
+    /// returns this.
+    #[error("Kafka {operation} failed: {detail}")]
+    Kafka {
+        /// What the backend was doing, for example "append to device-events/3".
+        operation: String,
+        /// librdkafka's or the broker's error.
+        detail: String,
+    },
 }
 
 impl LogError {

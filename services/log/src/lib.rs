@@ -6,7 +6,8 @@
 //! in a group share partitions and commit the offset of the next record they want.
 //!
 //! Backends are picked by URL (see [`open`]): `embedded:<dir>` is the durable on-disk log that
-//! `tessera serve` uses by default.
+//! `tessera serve` uses by default; `kafka://host:port[,host:port]` is a Kafka cluster (cargo
+//! feature `kafka`).
 //!
 //! Routing ([`partition_for_key`]) and naming rules ([`validate_topic_name`]) are shared by all
 //! backends; the `contract-tests` feature exposes `contract`, the test suite every backend runs.
@@ -15,6 +16,8 @@
 pub mod contract;
 mod embedded;
 mod error;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod names;
 mod partitioner;
 
@@ -24,6 +27,8 @@ use async_trait::async_trait;
 
 pub use embedded::{EmbeddedLog, EmbeddedOptions, FsyncPolicy, MAX_RECORD_BYTES_LIMIT};
 pub use error::LogError;
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaLog, KafkaOptions, TopicCreator};
 pub use names::{MAX_NAME_LEN, validate_group_name, validate_topic_name};
 pub use partitioner::partition_for_key;
 
@@ -103,11 +108,21 @@ pub trait Log: Send + Sync + 'static {
     async fn committed(&self, group: &str, topic: &str, partition: u32) -> Result<Option<u64>, LogError>;
 }
 
-/// Opens a log backend from a URL: `embedded:<directory>`.
+/// Opens a log backend from a URL: `embedded:<directory>`, or
+/// `kafka://host:port[,host:port][?options]` (see [`KafkaOptions::from_url`]; needs the `kafka`
+/// cargo feature, otherwise such a URL fails with [`LogError::InvalidConfig`]).
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Log>, LogError> {
     if let Some(dir) = url.strip_prefix("embedded:") {
         let log = EmbeddedLog::open(dir, EmbeddedOptions::default()).await?;
         return Ok(std::sync::Arc::new(log));
+    }
+    if url.starts_with("kafka://") {
+        #[cfg(feature = "kafka")]
+        return Ok(std::sync::Arc::new(KafkaLog::open(KafkaOptions::from_url(url)?).await?));
+        #[cfg(not(feature = "kafka"))]
+        return Err(LogError::InvalidConfig(format!(
+            "{url:?} needs the Kafka backend, which this build leaves out (cargo feature `kafka`)"
+        )));
     }
     Err(LogError::UnsupportedUrl(url.to_owned()))
 }

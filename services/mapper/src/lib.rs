@@ -2,15 +2,21 @@
 //!
 //! Consumes: `raw.<plugin_id>` for every plugin package it is given.
 //! Produces: `device-events` (device upserted, state reported, availability) and `dlq`.
-//! Guarantees: every raw observation is decoded against the writer schema its id names, mapped
-//! with the plugin's declarative mapping into the unified model, and either becomes device events
-//! or a `dlq` rejection naming the field and rule, before its offset is committed. Event ids derive
-//! from the source coordinates, so reprocessing after a crash yields the same events.
+//! Guarantees: every raw observation is decoded against the writer schema its id names (within
+//! the codec's hard limits), mapped with the plugin's declarative mapping (its expressions
+//! compiled once, when the package loads) into the unified model, and either becomes device
+//! events or a `dlq` rejection naming the field and rule, before its offset is committed. Event
+//! ids derive from the source coordinates, so reprocessing after a crash yields the same events.
+//! Several mapper instances share the raw partitions through a consumer group ([`group`]): a
+//! partition changes owner only after its previous owner committed and released it.
 
 mod device_cache;
 mod error;
+pub mod group;
+mod pool;
 mod worker;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,6 +26,7 @@ use tessera_log::Log;
 use tokio_util::sync::CancellationToken;
 
 pub use error::MapperError;
+pub use group::{GroupMember, LocalGroup, Membership, StaticMembership, TopicPartition};
 
 /// Configuration of the mapper.
 #[derive(Debug, Clone)]
@@ -32,38 +39,46 @@ pub struct MapperConfig {
     pub group: String,
 }
 
-/// Runs the mapper until `shutdown` is cancelled.
+/// Runs the mapper as the only member of its group (it maps every partition) until `shutdown`.
 pub async fn run(
     config: MapperConfig,
     log: Arc<dyn Log>,
     codec: Arc<Codec>,
     shutdown: CancellationToken,
 ) -> Result<(), MapperError> {
+    run_member(config, log, codec, &LocalGroup::new(), shutdown).await
+}
+
+/// Runs the mapper as one member of a group joined through `membership`, mapping the partitions
+/// the group assigns it, until `shutdown`; on shutdown it commits and releases them.
+pub async fn run_member(
+    config: MapperConfig,
+    log: Arc<dyn Log>,
+    codec: Arc<Codec>,
+    membership: &dyn Membership,
+    shutdown: CancellationToken,
+) -> Result<(), MapperError> {
     log.create_topic(&config.topics.device_events(), 1).await?;
     log.create_topic(&config.topics.dlq(), 1).await?;
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut packages = pool::Packages::new();
+    let mut wanted = BTreeSet::new();
     for dir in &config.packages {
         let files = tessera_plugin_host::package::read_files(dir).map_err(|e| MapperError::Package(e.to_string()))?;
-        let Ok(package) = tessera_model::package::validate(&files, tessera_model::Catalog::builtin()) else {
-            tracing::warn!(package = %dir.display(), "skipping a package that fails contract validation");
-            continue;
+        // Validation parses `mapping.toml`, which compiles its expressions: once per package load.
+        let package = match tessera_model::package::validate(&files, tessera_model::Catalog::builtin()) {
+            Ok(package) => package,
+            Err(violations) => {
+                tracing::warn!(package = %dir.display(), violations = violations.len(), "skipping a package that fails contract validation");
+                continue;
+            }
         };
         let raw_topic = config.topics.raw(&package.manifest.id);
         log.create_topic(&raw_topic, 1).await?;
-        let partitions = log.partition_count(&raw_topic).await?;
-        let package = Arc::new(package);
-        for partition in 0..partitions {
-            let worker =
-                worker::Worker::new(package.clone(), raw_topic.clone(), partition, &config, log.clone(), codec.clone());
-            tasks.spawn(worker.run(shutdown.clone()));
+        for partition in 0..log.partition_count(&raw_topic).await? {
+            wanted.insert((raw_topic.clone(), partition));
         }
+        packages.insert(raw_topic, Arc::new(package));
     }
-    while let Some(result) = tasks.join_next().await {
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "mapper worker stopped"),
-            Err(e) => tracing::error!(error = %e, "mapper worker panicked"),
-        }
-    }
-    Ok(())
+    let member = membership.join(wanted);
+    pool::Pool::new(config, log, codec, packages).run(member.as_ref(), shutdown).await
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tessera_codec::messages::Codec;
 use tessera_codec::registry::now_ms;
-use tessera_codec::{Rejection, RejectionError};
+use tessera_codec::{CodecError, Rejection, RejectionError};
 use tessera_log::{DEFAULT_POLL_WAIT, Log, NewRecord, Record};
 use tessera_model::package::Package;
 use tessera_model::{Catalog, DeviceEvent, EventBody, ModelError, device_id};
@@ -136,14 +136,7 @@ impl Worker {
     }
 
     async fn map_record(&mut self, record: &Record) -> Result<Vec<DeviceEvent>, Vec<RejectionError>> {
-        let raw = self.codec.decode_raw(&record.value).await.map_err(|e| {
-            vec![RejectionError {
-                field: "$".into(),
-                rule: "decode".into(),
-                expected: "a record of the plugin's contract".into(),
-                found: e.to_string(),
-            }]
-        })?;
+        let raw = self.codec.decode_raw(&record.value).await.map_err(|e| vec![decode_error(&e)])?;
         let mapped =
             self.package.mapping.apply(Catalog::builtin(), &raw.record, &raw.payload).map_err(|e| match e {
                 ModelError::Mapping { field, rule, expected, found } => {
@@ -183,4 +176,17 @@ impl Worker {
             })
             .collect())
     }
+}
+
+/// A structured `dlq` error for a record that does not decode: what part of the wire format or
+/// which limit it broke.
+fn decode_error(e: &CodecError) -> RejectionError {
+    let (field, expected) = match e {
+        CodecError::Framing(_) => ("$".to_owned(), "a Confluent-framed record (magic byte 0, schema id)"),
+        CodecError::UnknownSchema(_) => ("$.schema_id".to_owned(), "a schema id known to the registry"),
+        CodecError::Limit { .. } => ("$".to_owned(), "a datum within the decoding limits (size, nesting, lengths)"),
+        CodecError::Shape { field, .. } => (field.clone(), "a record of the plugin's contract"),
+        _ => ("$".to_owned(), "a record of the plugin's contract"),
+    };
+    RejectionError { field, rule: "decode".into(), expected: expected.into(), found: e.to_string() }
 }

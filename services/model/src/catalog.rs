@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ModelError;
+use crate::{ModelError, units};
 
 const CATALOG_TOML: &str = include_str!("../../../schemas/capabilities.toml");
 
@@ -92,6 +92,25 @@ pub struct Capability {
     /// Normalized actions that act on it.
     #[serde(default)]
     pub actions: Vec<ActionDef>,
+    /// Other names a mapping may use for it (`motion` for `occupancy`); events carry `name`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Where the capability comes from in the ecosystems it is modelled on.
+    #[serde(default)]
+    pub lineage: Lineage,
+}
+
+/// The counterparts of a capability in Matter, Home Assistant and Google Home, for integrators
+/// who translate between them (see `schemas/capabilities.md`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lineage {
+    /// Matter cluster (and attribute), e.g. `TemperatureMeasurement.MeasuredValue`.
+    pub matter: Option<String>,
+    /// Home Assistant entity domain and device class, e.g. `sensor.temperature`.
+    pub home_assistant: Option<String>,
+    /// Google Home trait (and state), e.g. `TemperatureControl.temperatureAmbientCelsius`.
+    pub google: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -107,6 +126,7 @@ pub struct Catalog {
     pub version: u32,
     capabilities: BTreeMap<String, Capability>,
     action_owner: BTreeMap<String, String>,
+    alias_of: BTreeMap<String, String>,
 }
 
 impl Catalog {
@@ -115,18 +135,30 @@ impl Catalog {
         let file: CatalogFile = toml::from_str(text).map_err(|e| ModelError::Catalog(e.to_string()))?;
         let mut capabilities = BTreeMap::new();
         let mut action_owner = BTreeMap::new();
+        let mut alias_of = BTreeMap::new();
         for cap in file.capability {
             for action in &cap.actions {
                 if action_owner.insert(action.name.clone(), cap.name.clone()).is_some() {
                     return Err(ModelError::Catalog(format!("action `{}` defined twice", action.name)));
                 }
             }
+            for alias in &cap.aliases {
+                if alias_of.insert(alias.clone(), cap.name.clone()).is_some() {
+                    return Err(ModelError::Catalog(format!("alias `{alias}` defined twice")));
+                }
+            }
+            if let Some(unit) = cap.unit.as_deref().filter(|u| !units::known(u)) {
+                return Err(ModelError::Catalog(format!("capability `{}` has unknown unit `{unit}`", cap.name)));
+            }
             let name = cap.name.clone();
             if capabilities.insert(name.clone(), cap).is_some() {
                 return Err(ModelError::Catalog(format!("capability `{name}` defined twice")));
             }
         }
-        Ok(Self { version: file.version, capabilities, action_owner })
+        if let Some(clash) = alias_of.keys().find(|a| capabilities.contains_key(*a)) {
+            return Err(ModelError::Catalog(format!("alias `{clash}` is also a capability name")));
+        }
+        Ok(Self { version: file.version, capabilities, action_owner, alias_of })
     }
 
     /// The catalog shipped with Tessera.
@@ -139,9 +171,9 @@ impl Catalog {
         })
     }
 
-    /// Looks up a capability by name.
+    /// Looks up a capability by name or alias.
     pub fn get(&self, name: &str) -> Option<&Capability> {
-        self.capabilities.get(name)
+        self.capabilities.get(name).or_else(|| self.capabilities.get(self.alias_of.get(name)?))
     }
 
     /// All capabilities, ordered by name.
@@ -202,9 +234,55 @@ mod tests {
             "thermostat_mode",
             "fan_speed",
             "valve",
+            "valve_position",
+            "motion",
+            "pm10",
+            "carbon_monoxide",
+            "gas_leak",
+            "firmware_version",
+            "hardware_version",
+            "serial_number",
+            "mac_address",
+            "power_source",
         ] {
             assert!(catalog.get(name).is_some(), "missing {name}");
         }
+    }
+
+    #[test]
+    fn every_entry_is_complete() {
+        for cap in Catalog::builtin().iter() {
+            assert!(!cap.description.is_empty(), "{} has no description", cap.name);
+            match cap.value_type {
+                ValueType::Float | ValueType::Int => {
+                    assert!(cap.unit.is_some(), "{} has no unit", cap.name);
+                    assert!(cap.min.is_some() && cap.max.is_some(), "{} has no range", cap.name);
+                }
+                ValueType::Enum => assert!(!cap.values.is_empty(), "{} has no values", cap.name),
+                _ => {}
+            }
+            if cap.kind == CapabilityKind::Actuator {
+                assert!(!cap.actions.is_empty(), "actuator {} has no actions", cap.name);
+            }
+            let l = &cap.lineage;
+            assert!(
+                l.matter.is_some() || l.home_assistant.is_some() || l.google.is_some(),
+                "{} has no lineage",
+                cap.name
+            );
+        }
+    }
+
+    #[test]
+    fn aliases_resolve_to_the_capability() {
+        let catalog = Catalog::builtin();
+        assert_eq!(catalog.get("motion").unwrap().name, "occupancy");
+        assert_eq!(catalog.get("moisture").unwrap().name, "water_leak");
+        let clash = "version = 1\n[[capability]]\nname='a'\nkind='sensor'\nvalue_type='bool'\naliases=['b']\n\
+                     [[capability]]\nname='b'\nkind='sensor'\nvalue_type='bool'\n";
+        assert!(Catalog::parse(clash).is_err());
+        let bad_unit = "version = 1\n[[capability]]\nname='a'\nkind='sensor'\nvalue_type='float'\nunit='furlong'\n";
+        assert!(Catalog::parse(bad_unit).is_err());
     }
 
     #[test]

@@ -7,13 +7,20 @@
 
 pub mod actions;
 pub mod catalog;
+pub mod contract_parse;
 pub mod device;
 pub mod error;
 pub mod event;
+pub mod expr;
 pub mod manifest;
 pub mod mapping;
+pub mod mapping_check;
 pub mod package;
+pub mod surface;
 pub mod ui;
+pub mod ui_render;
+pub mod ui_rules;
+pub mod ui_toml;
 pub mod units;
 pub mod value;
 

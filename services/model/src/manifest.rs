@@ -39,6 +39,9 @@ pub struct Manifest {
     /// Network permissions.
     #[serde(default)]
     pub network: Network,
+    /// How the host restarts the plugin after a failure; unset fields take the host's defaults.
+    #[serde(default)]
+    pub restart: RestartPolicy,
 }
 
 /// Type of a configuration field.
@@ -94,6 +97,12 @@ pub struct Limits {
     pub call_timeout_ms: u64,
     /// Interval between heartbeats, in milliseconds.
     pub heartbeat_interval_ms: u64,
+    /// Protocol violations (garbage lines, invalid payloads) tolerated in one run before the
+    /// plugin is considered broken and restarted.
+    pub max_violations: u32,
+    /// Largest number of rejections per second written individually to `dlq`; beyond it they are
+    /// only counted and summarized, so that a flooding plugin cannot flood `dlq` instead.
+    pub dlq_per_second: u32,
 }
 
 impl Default for Limits {
@@ -107,6 +116,8 @@ impl Default for Limits {
             max_message_bytes: 256 * 1024,
             call_timeout_ms: 10_000,
             heartbeat_interval_ms: 5_000,
+            max_violations: 100,
+            dlq_per_second: 100,
         }
     }
 }
@@ -117,4 +128,19 @@ impl Default for Limits {
 pub struct Network {
     /// `host:port` patterns the plugin may connect to; empty means no network use declared.
     pub allow: Vec<String>,
+}
+
+/// Restart policy of a plugin. Every field is optional: the host's configuration applies to what
+/// the manifest leaves out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestartPolicy {
+    /// First restart delay in milliseconds; doubles per consecutive failure.
+    pub initial_backoff_ms: Option<u64>,
+    /// Longest restart delay in milliseconds.
+    pub max_backoff_ms: Option<u64>,
+    /// Failures within the failure window that quarantine the plugin.
+    pub quarantine_after: Option<u32>,
+    /// Window over which failures are counted, in seconds.
+    pub failure_window_s: Option<u64>,
 }

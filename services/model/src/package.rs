@@ -32,6 +32,8 @@ pub struct Package {
     pub manifest: Manifest,
     /// Contract schema texts in dependency order, as given.
     pub contract_texts: Vec<String>,
+    /// The package path of each contract file (`contract/<name>.avsc`), in the same order.
+    pub contract_paths: Vec<String>,
     /// Parsed contract schemas, in the same order.
     pub contract: Vec<Schema>,
     /// The mapping.
@@ -106,9 +108,11 @@ pub fn validate(files: &PackageFiles, catalog: &Catalog) -> Result<Package, Vec<
     if let Some(actions) = &actions {
         check_actions(actions, catalog, &mut out);
     }
+    crate::ui_toml::check(files.ui.as_deref(), mapping.as_ref(), actions.as_ref(), catalog, &mut out);
     match (manifest, contract, mapping, actions) {
         (Some(manifest), Some(contract), Some(mapping), Some(actions)) if out.is_empty() => {
-            Ok(Package { manifest, contract_texts, contract, mapping, actions })
+            let contract_paths = files.contracts.iter().map(|(path, _)| path.clone()).collect();
+            Ok(Package { manifest, contract_texts, contract_paths, contract, mapping, actions })
         }
         _ => Err(out),
     }
@@ -149,6 +153,7 @@ fn check_manifest(m: &Manifest, out: &mut Vec<Violation>) {
                 .hint("give the command as a list, e.g. entrypoint = [\"python3\", \"src/main.py\"]"),
         );
     }
+    check_limits(m, out);
     for (name, field) in &m.config {
         if field.required && field.default.is_some() {
             out.push(Violation::new(
@@ -157,6 +162,52 @@ fn check_manifest(m: &Manifest, out: &mut Vec<Violation>) {
                 "a required field cannot have a default",
             ));
         }
+    }
+}
+
+/// Limits outside these bounds cannot work: the plugin would not even start, or never be checked.
+fn check_limits(m: &Manifest, out: &mut Vec<Violation>) {
+    let l = &m.limits;
+    let bounds: [(&str, u64, u64); 10] = [
+        ("memory_mb", l.memory_mb, 16),
+        ("cpu_seconds", l.cpu_seconds, 1),
+        ("max_processes", l.max_processes, 1),
+        ("open_files", l.open_files, 16),
+        ("observations_per_second", u64::from(l.observations_per_second), 1),
+        ("max_message_bytes", l.max_message_bytes as u64, 1024),
+        ("call_timeout_ms", l.call_timeout_ms, 100),
+        ("heartbeat_interval_ms", l.heartbeat_interval_ms, 100),
+        ("max_violations", u64::from(l.max_violations), 1),
+        ("dlq_per_second", u64::from(l.dlq_per_second), 1),
+    ];
+    for (name, value, min) in bounds {
+        if value < min {
+            out.push(
+                Violation::new(
+                    "manifest.invalid_limit",
+                    format!("plugin.toml:limits.{name}"),
+                    format!("{name} = {value} is below the smallest workable value {min}"),
+                )
+                .hint(format!("use at least {min}, or leave it out for the default")),
+            );
+        }
+    }
+    let r = &m.restart;
+    if let (Some(first), Some(max)) = (r.initial_backoff_ms, r.max_backoff_ms)
+        && first > max
+    {
+        out.push(Violation::new(
+            "manifest.invalid_limit",
+            "plugin.toml:restart.initial_backoff_ms",
+            format!("initial backoff {first} ms is longer than the maximum {max} ms"),
+        ));
+    }
+    if r.quarantine_after == Some(0) {
+        out.push(Violation::new(
+            "manifest.invalid_limit",
+            "plugin.toml:restart.quarantine_after",
+            "quarantine_after must be at least 1",
+        ));
     }
 }
 
@@ -180,7 +231,7 @@ fn check_contracts(contracts: &[(String, String)], out: &mut Vec<Violation>) -> 
         return (Vec::new(), None);
     }
     let texts: Vec<String> = contracts.iter().map(|(_, t)| t.clone()).collect();
-    match Schema::parse_list(texts.iter().map(String::as_str)) {
+    match crate::contract_parse::parse_list(&texts) {
         Ok(schemas) => {
             if !schemas.iter().any(|s| record_of(s).is_some()) {
                 out.push(Violation::new("contract.no_record", "contract/", "no contract file defines a record"));
@@ -188,14 +239,66 @@ fn check_contracts(contracts: &[(String, String)], out: &mut Vec<Violation>) -> 
             (texts, Some(schemas))
         }
         Err(e) => {
-            out.push(Violation::new(
-                "contract.invalid_schema",
-                "contract/",
-                format!("Avro schema does not parse: {e}"),
-            ));
+            // Blame the files that fail on their own for a reason other than a reference to a
+            // type defined elsewhere; otherwise the contract as a whole.
+            let mut blamed = false;
+            for (path, text) in contracts {
+                if let Err(own) = crate::contract_parse::parse_str(text)
+                    && !matches!(own.details(), apache_avro::error::Details::ParsePrimitive(_))
+                {
+                    out.push(Violation::new(
+                        "contract.invalid_schema",
+                        path.clone(),
+                        format!("Avro schema does not parse: {own}"),
+                    ));
+                    blamed = true;
+                }
+            }
+            if !blamed {
+                out.push(Violation::new(
+                    "contract.invalid_schema",
+                    "contract/",
+                    format!("Avro schema does not parse: {e}"),
+                ));
+            }
             (texts, None)
         }
     }
+}
+
+/// Checks that the contract `current` is backward compatible with `previous`: every record type of
+/// the previous contract still exists under the same full name and the new version can read data
+/// written with the old one (Avro schema resolution, as Confluent's `BACKWARD` mode), so that the
+/// raw topic stays replayable from offset 0. `paths` names the file of each schema of `current`.
+pub fn check_compatibility(previous: &[Schema], current: &[Schema], paths: &[String]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for old in previous.iter().filter_map(record_of) {
+        let name = old.name.fullname(None);
+        let found = current.iter().zip(paths).find(|(s, _)| record_of(s).is_some_and(|r| r.name == old.name));
+        let Some((new, path)) = found else {
+            out.push(
+                Violation::new(
+                    "contract.incompatible",
+                    "contract/",
+                    format!("record `{name}` of the previous contract version was removed"),
+                )
+                .hint("keep every record type of the previous version; deprecate instead of removing"),
+            );
+            continue;
+        };
+        let old_schema = Schema::Record(old.clone());
+        if let Err(e) = apache_avro::schema_compatibility::SchemaCompatibility::can_read(&old_schema, new) {
+            out.push(
+                Violation::new(
+                    "contract.incompatible",
+                    path.clone(),
+                    format!("record `{name}` cannot read data written with the previous version: {e}"),
+                )
+                .hint("only add fields with defaults, widen types (int→long→double) or add enum symbols"),
+            );
+        }
+    }
+    out
 }
 
 /// The type found at a dotted path inside a record, unions reduced to their non-null branch.
@@ -255,6 +358,8 @@ fn check_mapping(mapping: &MappingSpec, contract: &[Schema], catalog: &Catalog, 
     if mapping.version != 1 {
         out.push(Violation::new("mapping.unsupported_version", "mapping.toml:version", "only version 1 is supported"));
     }
+    // Class rules, unit fields and expression-derived sources (see `mapping_check`).
+    out.extend(crate::mapping_check::validate(mapping, contract, catalog));
     for (i, rule) in mapping.rules.iter().enumerate() {
         let at = format!("mapping.toml:rule[{i}]");
         let Some(record) = contract.iter().filter_map(record_of).find(|r| r.name.fullname(None) == rule.record) else {
@@ -324,6 +429,9 @@ fn check_mapping(mapping: &MappingSpec, contract: &[Schema], catalog: &Catalog, 
 }
 
 fn check_actions(actions: &ActionsSpec, catalog: &Catalog, out: &mut Vec<Violation>) {
+    if actions.version != 1 {
+        out.push(Violation::new("actions.unsupported_version", "actions.toml:version", "only version 1 is supported"));
+    }
     for (i, class) in actions.device_classes.iter().enumerate() {
         let at = format!("actions.toml:device_class[{i}]");
         for (j, name) in class.actions.iter().enumerate() {
@@ -452,5 +560,42 @@ mod tests {
         let errors = validate(&f, Catalog::builtin()).unwrap_err();
         assert_eq!(errors[0].code, "contract.malformed");
         assert_eq!(errors[0].path, "contract/bad.avsc");
+    }
+
+    #[test]
+    fn compatible_evolution_passes_and_breaking_changes_are_named() {
+        let old = Schema::parse_list([
+            r#"{"type":"record","name":"Obs","namespace":"demo","fields":[{"name":"id","type":"string"}]}"#,
+        ])
+        .unwrap();
+        let added = Schema::parse_list([r#"{"type":"record","name":"Obs","namespace":"demo","fields":[
+            {"name":"id","type":"string"},{"name":"temp","type":["null","double"],"default":null}]}"#])
+        .unwrap();
+        let paths = vec!["contract/obs.avsc".to_string()];
+        assert!(check_compatibility(&old, &added, &paths).is_empty());
+        let required = Schema::parse_list([r#"{"type":"record","name":"Obs","namespace":"demo","fields":[
+            {"name":"id","type":"string"},{"name":"temp","type":"double"}]}"#])
+        .unwrap();
+        let errors = check_compatibility(&old, &required, &paths);
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].code.as_str(), errors[0].path.as_str()), ("contract.incompatible", "contract/obs.avsc"));
+        let renamed = Schema::parse_list([
+            r#"{"type":"record","name":"Other","namespace":"demo","fields":[{"name":"id","type":"string"}]}"#,
+        ])
+        .unwrap();
+        let errors = check_compatibility(&old, &renamed, &paths);
+        assert_eq!((errors[0].code.as_str(), errors[0].path.as_str()), ("contract.incompatible", "contract/"));
+    }
+
+    #[test]
+    fn limits_that_cannot_work_are_rejected() {
+        let mut f = files();
+        f.manifest = Some(format!(
+            "{}[limits]\nmemory_mb = 1\n[restart]\ninitial_backoff_ms = 5000\nmax_backoff_ms = 10\n",
+            f.manifest.unwrap()
+        ));
+        let errors = validate(&f, Catalog::builtin()).unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, vec!["plugin.toml:limits.memory_mb", "plugin.toml:restart.initial_backoff_ms"]);
     }
 }

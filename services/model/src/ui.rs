@@ -75,7 +75,8 @@ pub struct UiSchema {
     pub cards: Vec<Card>,
 }
 
-fn widget(widget: WidgetType, label: &str) -> Widget {
+/// A widget of type `widget` labelled `label`, bound to nothing yet.
+pub(crate) fn widget(widget: WidgetType, label: &str) -> Widget {
     Widget {
         widget,
         label: label.to_owned(),
@@ -89,7 +90,8 @@ fn widget(widget: WidgetType, label: &str) -> Widget {
     }
 }
 
-fn label(name: &str) -> String {
+/// The default label of a capability or action name: `battery_low` → `Battery low`.
+pub(crate) fn label(name: &str) -> String {
     let mut out = name.replace('_', " ");
     if let Some(first) = out.get_mut(0..1) {
         first.make_ascii_uppercase();
@@ -109,7 +111,9 @@ pub fn generate(catalog: &Catalog, device: &DeviceMetadata) -> UiSchema {
         match cap.kind {
             CapabilityKind::Actuator => {
                 let setter = cap.actions.iter().find(|a| a.params.len() == 1 && supports(&a.name));
-                let mut w = if cap.value_type == ValueType::Bool && supports("toggle") {
+                // `toggle` belongs to one capability (`switch`); another on/off actuator gets its own actions.
+                let toggles = cap.actions.iter().any(|a| a.name == "toggle") && supports("toggle");
+                let mut w = if cap.value_type == ValueType::Bool && toggles {
                     let mut w = widget(WidgetType::Toggle, &text);
                     w.action = Some("toggle".into());
                     w
@@ -131,7 +135,7 @@ pub fn generate(catalog: &Catalog, device: &DeviceMetadata) -> UiSchema {
                 w.unit = cap.unit.clone();
                 controls.push(w);
                 for action in cap.actions.iter().filter(|a| a.params.is_empty() && supports(&a.name)) {
-                    if cap.value_type == ValueType::Bool && supports("toggle") {
+                    if cap.value_type == ValueType::Bool && toggles {
                         continue;
                     }
                     let mut b = widget(WidgetType::Button, &label(&action.name));
@@ -167,6 +171,8 @@ pub fn generate(catalog: &Catalog, device: &DeviceMetadata) -> UiSchema {
             }
         }
     }
+    // On/off comes first: it is what a person reaches for (stable: the rest keep capability order).
+    controls.sort_by_key(|w| w.widget != WidgetType::Toggle);
     let cards = [("Controls", controls), ("Readings", readings), ("Info", info)]
         .into_iter()
         .filter(|(_, w)| !w.is_empty())
@@ -190,10 +196,73 @@ mod tests {
         };
         let ui = generate(Catalog::builtin(), &device);
         let controls = &ui.cards[0].widgets;
-        assert!(controls.iter().any(|w| w.widget == WidgetType::Toggle && w.capability.as_deref() == Some("switch")));
+        assert_eq!(controls[0].widget, WidgetType::Toggle, "on/off first");
+        assert_eq!(controls[0].capability.as_deref(), Some("switch"));
         let slider = controls.iter().find(|w| w.widget == WidgetType::Slider).unwrap();
         assert_eq!(slider.action.as_deref(), Some("set_brightness"));
         assert_eq!(slider.max, Some(100.0));
+    }
+
+    #[test]
+    fn every_generated_widget_keeps_the_invariants() {
+        use crate::ui_rules::{Bindable, check_widget};
+        let catalog = Catalog::builtin();
+        for cap in catalog.iter() {
+            let actions: Vec<String> = cap.actions.iter().map(|a| a.name.clone()).collect();
+            let device = DeviceMetadata {
+                capabilities: vec![cap.name.clone(), "switch".into()],
+                actions: actions.iter().cloned().chain(["toggle".to_owned()]).collect(),
+                ..Default::default()
+            };
+            let bindable = Bindable {
+                capabilities: Some(&device.capabilities),
+                actions: Some(&device.actions),
+                constraints: None,
+            };
+            let ui = generate(catalog, &device);
+            for w in ui.cards.iter().flat_map(|c| &c.widgets) {
+                let problems = check_widget(catalog, w, &bindable);
+                assert!(problems.is_empty(), "{}: {w:?} breaks {problems:?}", cap.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_valve_is_not_toggled_by_the_switch_action() {
+        let device = DeviceMetadata {
+            capabilities: vec!["switch".into(), "valve".into()],
+            actions: vec!["close_valve".into(), "open_valve".into(), "toggle".into()],
+            ..Default::default()
+        };
+        let ui = generate(Catalog::builtin(), &device);
+        let toggles: Vec<_> = ui.cards[0].widgets.iter().filter(|w| w.widget == WidgetType::Toggle).collect();
+        assert_eq!(toggles.len(), 1);
+        assert_eq!(toggles[0].capability.as_deref(), Some("switch"));
+        assert!(ui.cards[0].widgets.iter().any(|w| w.action.as_deref() == Some("open_valve")));
+    }
+
+    #[test]
+    fn the_published_json_schema_matches_the_types() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../schemas/ui-schema.json")).expect("ui-schema.json parses");
+        let published_widget = &schema["$defs"]["widget"];
+        let types: Vec<String> = published_widget["properties"]["type"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| serde_json::from_value::<WidgetType>(v.clone()).map(|_| v.as_str().unwrap().to_owned()).unwrap())
+            .collect();
+        assert_eq!(types.len(), 8, "every widget type is published: {types:?}");
+        let mut full = widget(WidgetType::Select, "Mode");
+        (full.capability, full.action, full.param, full.unit) =
+            (Some("c".into()), Some("a".into()), Some("p".into()), Some("u".into()));
+        (full.min, full.max, full.options) = (Some(0.0), Some(1.0), vec!["x".into()]);
+        let fields: Vec<String> = serde_json::to_value(&full).unwrap().as_object().unwrap().keys().cloned().collect();
+        let published: Vec<String> = published_widget["properties"].as_object().unwrap().keys().cloned().collect();
+        let (mut fields, mut published) = (fields, published);
+        fields.sort();
+        published.sort();
+        assert_eq!(fields, published, "the JSON Schema lists exactly the fields a widget serializes");
     }
 
     #[test]

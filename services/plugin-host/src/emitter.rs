@@ -1,8 +1,9 @@
 //! Writes what a plugin emits to the log on its behalf: accepted observations to `raw.<plugin>`,
 //! refused output to `dlq`. Records are batched so that one durable append covers many of them.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tessera_codec::messages::Codec;
 use tessera_codec::raw::RawObservation;
@@ -12,6 +13,7 @@ use tessera_log::{Log, NewRecord};
 use tokio::sync::mpsc;
 
 use crate::protocol::ObserveParams;
+use crate::quota::TokenBucket;
 
 /// Largest batch written in one append.
 const MAX_BATCH: usize = 1000;
@@ -39,26 +41,41 @@ pub struct Emitter {
     tx: mpsc::Sender<Item>,
     /// Output counters.
     pub stats: Arc<Stats>,
+    /// Rejections written individually per second; the rest are summarized.
+    dlq_budget: Mutex<TokenBucket>,
+    /// Rejections over the budget since the last summary, by stage.
+    suppressed: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Emitter {
-    /// Starts the writer task for a plugin.
+    /// Starts the writer task for a plugin that may write `dlq_per_second` rejections per second
+    /// individually.
     pub fn start(
         plugin_id: &str,
-        raw_topic: String,
-        dlq_topic: String,
+        (raw_topic, dlq_topic): (String, String),
         envelope: Arc<RegisteredSchema>,
         codec: Arc<Codec>,
         log: Arc<dyn Log>,
+        dlq_per_second: u32,
     ) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let stats = Arc::new(Stats::default());
         tokio::spawn(write_loop(rx, log, raw_topic.clone(), dlq_topic, stats.clone(), plugin_id.to_owned()));
-        Self { plugin_id: plugin_id.to_owned(), raw_topic, envelope, codec, tx, stats }
+        Self {
+            plugin_id: plugin_id.to_owned(),
+            raw_topic,
+            envelope,
+            codec,
+            tx,
+            stats,
+            dlq_budget: Mutex::new(TokenBucket::new(dlq_per_second)),
+            suppressed: Mutex::default(),
+        }
     }
 
-    /// Validates an observation against the contract and queues it, or queues its rejection.
-    pub async fn observe(&self, obs: ObserveParams) {
+    /// Validates an observation against the contract and queues it, or queues its rejection;
+    /// returns whether it was accepted.
+    pub async fn observe(&self, obs: ObserveParams) -> bool {
         let observed_at_ms = obs.observed_at_ms.unwrap_or_else(now_ms);
         let raw = RawObservation {
             plugin_id: self.plugin_id.clone(),
@@ -71,6 +88,7 @@ impl Emitter {
             Ok(value) => {
                 let record = NewRecord { key: Some(obs.external_id.into_bytes()), value, timestamp_ms: observed_at_ms };
                 let _ = self.tx.send(Item::Raw(record)).await;
+                true
             }
             Err(e) => {
                 let (field, expected) = match &e {
@@ -83,12 +101,62 @@ impl Emitter {
                     vec![RejectionError { field, rule: format!("contract:{}", obs.record), expected, found }],
                 )
                 .await;
+                false
             }
         }
     }
 
-    /// Queues a rejection of output that never reached the log.
+    /// Counts a rejection of output that never reached the log and queues it for `dlq`, unless the
+    /// plugin is over its dlq budget: then it is only counted, and summarized by
+    /// [`Emitter::flush_summary`].
     pub async fn reject(&self, stage: &str, errors: Vec<RejectionError>) {
+        self.count_rejected(stage, 1);
+        let within_budget = self.dlq_budget.lock().map(|mut b| b.try_take()).unwrap_or(true);
+        if within_budget {
+            self.write_rejection(stage, errors).await;
+        } else if let Ok(mut suppressed) = self.suppressed.lock() {
+            *suppressed.entry(stage.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Counts `count` rejections of output the host dropped before it could even be read (the
+    /// plugin wrote faster than the host reads), and writes one `dlq` record saying so.
+    pub async fn reject_unread(&self, count: u64) {
+        self.count_rejected("overflow", count);
+        let error = RejectionError {
+            field: "stdout".into(),
+            rule: "overflow".into(),
+            expected: "plugin output at a pace the host can read".into(),
+            found: format!("{count} messages dropped unread"),
+        };
+        self.write_rejection("overflow", vec![error]).await;
+    }
+
+    /// Writes one `dlq` record per stage summarizing the rejections over the budget since the last
+    /// call.
+    pub async fn flush_summary(&self) {
+        let suppressed = match self.suppressed.lock() {
+            Ok(mut s) => std::mem::take(&mut *s),
+            Err(_) => return,
+        };
+        for (stage, count) in suppressed {
+            let error = RejectionError {
+                field: String::new(),
+                rule: "dlq_budget".into(),
+                expected: "rejections within the plugin's limits.dlq_per_second".into(),
+                found: format!("{count} more `{stage}` rejections, counted but not written individually"),
+            };
+            self.write_rejection(&stage, vec![error]).await;
+        }
+    }
+
+    fn count_rejected(&self, stage: &str, count: u64) {
+        self.stats.rejected.fetch_add(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+        metrics::counter!("tessera_host_rejected_total", "plugin" => self.plugin_id.clone(), "stage" => stage.to_owned())
+            .increment(count);
+    }
+
+    async fn write_rejection(&self, stage: &str, errors: Vec<RejectionError>) {
         let rejection = Rejection {
             plugin_id: self.plugin_id.clone(),
             stage: stage.to_owned(),
@@ -99,8 +167,6 @@ impl Emitter {
             errors,
             original: None,
         };
-        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("tessera_host_rejected_total", "plugin" => self.plugin_id.clone(), "stage" => stage.to_owned()).increment(1);
         match self.codec.encode_rejection(&rejection) {
             Ok(value) => {
                 let record =

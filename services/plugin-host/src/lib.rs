@@ -10,13 +10,18 @@
 //! host or any other plugin; an observation is acknowledged to nobody until it is durable in the log.
 
 mod actions;
+mod cgroup;
 mod commands;
+mod compat;
 mod emitter;
 mod error;
+mod lifecycle;
 pub mod package;
+mod policy;
 mod protocol;
 mod quota;
 mod sandbox;
+mod stderr;
 mod supervisor;
 
 use std::collections::BTreeMap;
@@ -29,7 +34,7 @@ use tessera_log::Log;
 use tokio_util::sync::CancellationToken;
 
 pub use error::HostError;
-pub use supervisor::{PluginState, PluginStatus};
+pub use lifecycle::{PluginState, PluginStatus};
 
 /// Configuration of the plugin-host.
 #[derive(Debug, Clone)]
@@ -85,9 +90,11 @@ pub async fn run(
     }
     let mut routes = BTreeMap::new();
     let mut tasks = tokio::task::JoinSet::new();
+    let mut running = std::collections::BTreeSet::new();
     for dir in &config.packages {
-        let plugin = supervisor::Supervisor::prepare(dir, &config, log.clone(), codec.clone()).await?;
+        let plugin = supervisor::Supervisor::prepare(dir, &config, (log.clone(), codec.clone()), &running).await?;
         let Some(plugin) = plugin else { continue };
+        running.insert(plugin.id().to_owned());
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         routes.insert(plugin.id().to_owned(), tx);
         tasks.spawn(plugin.run(rx, shutdown.clone()));

@@ -56,5 +56,69 @@ pub fn read_files(dir: &Path) -> Result<PackageFiles, HostError> {
 /// Reads and validates a package: the package, or every violation found.
 pub fn load(dir: &Path) -> Result<Result<Package, Vec<Violation>>, HostError> {
     let files = read_files(dir)?;
-    Ok(validate(&files, Catalog::builtin()))
+    let result = validate(&files, Catalog::builtin());
+    // The static checks are pure; whether the entrypoint exists needs the package on disk.
+    let entrypoint = files
+        .manifest
+        .as_deref()
+        .and_then(|text| toml::from_str::<tessera_model::manifest::Manifest>(text).ok())
+        .map(|m| m.entrypoint)
+        .unwrap_or_default();
+    let missing = check_entrypoint(dir, &entrypoint);
+    Ok(match result {
+        Ok(_) if !missing.is_empty() => Err(missing),
+        Ok(package) => Ok(package),
+        Err(mut violations) => {
+            violations.extend(missing);
+            Err(violations)
+        }
+    })
+}
+
+/// Every file the entrypoint names inside the package must exist: the program when it is a
+/// relative path, and each argument that is a relative path (a script); a program without a `/`
+/// must be on the plugins' search path.
+fn check_entrypoint(dir: &Path, entrypoint: &[String]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let Some((program, args)) = entrypoint.split_first() else { return out };
+    if program.trim().is_empty() {
+        return out;
+    }
+    if !program.contains('/') && crate::sandbox::find_on_path(program).is_none() {
+        out.push(
+            Violation::new(
+                "manifest.entrypoint_not_found",
+                "plugin.toml:entrypoint[0]",
+                format!("`{program}` is not on the plugins' search path {}", crate::sandbox::PLUGIN_PATH),
+            )
+            .hint("install it, or name a program inside the package with a relative path"),
+        );
+    }
+    let files = std::iter::once((0, program)).filter(|(_, p)| p.contains('/'));
+    let scripts =
+        args.iter().enumerate().map(|(i, a)| (i + 1, a)).filter(|(_, a)| a.contains('/') && !a.starts_with('-'));
+    for (index, path) in files.chain(scripts) {
+        let relative = Path::new(path);
+        let inside = relative.is_relative() && !relative.components().any(|c| c == std::path::Component::ParentDir);
+        if !inside {
+            out.push(
+                Violation::new(
+                    "manifest.entrypoint_outside_package",
+                    format!("plugin.toml:entrypoint[{index}]"),
+                    format!("`{path}` is not a path inside the package"),
+                )
+                .hint("entrypoint files are relative to the package directory and stay inside it"),
+            );
+        } else if !dir.join(relative).is_file() {
+            out.push(
+                Violation::new(
+                    "manifest.entrypoint_not_found",
+                    format!("plugin.toml:entrypoint[{index}]"),
+                    format!("`{path}` does not exist in the package"),
+                )
+                .hint("a compiled plugin ships its binary inside the package: build it first"),
+            );
+        }
+    }
+    out
 }

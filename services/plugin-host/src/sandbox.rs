@@ -3,7 +3,8 @@
 //! The process gets a cleared environment, its package directory as working directory, its own
 //! state directory as `HOME`, its own process group (so the host can kill everything it spawned),
 //! resource limits through `setrlimit`, and a parent-death signal so that it cannot outlive the host.
-//! When the host runs as root, plugins run as the unprivileged `nobody` user.
+//! When the host runs as root, plugins run as the unprivileged `nobody` user. Where cgroups v2 are
+//! writable, the process also joins its own cgroup before `exec` (see `cgroup.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,7 +13,7 @@ use tessera_model::manifest::Limits;
 use tokio::process::{Child, Command};
 
 /// Minimal search path handed to plugins.
-const PLUGIN_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub const PLUGIN_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// What to start and under which limits.
 #[derive(Debug, Clone)]
@@ -27,15 +28,16 @@ pub struct SandboxSpec {
     pub limits: Limits,
 }
 
+/// Where `program` is on [`PLUGIN_PATH`].
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    PLUGIN_PATH.split(':').map(|dir| Path::new(dir).join(program)).find(|candidate| candidate.is_file())
+}
+
 fn resolve_program(program: &str, package_dir: &Path) -> PathBuf {
     if program.contains('/') {
         return package_dir.join(program);
     }
-    PLUGIN_PATH
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| PathBuf::from(program))
+    find_on_path(program).unwrap_or_else(|| PathBuf::from(program))
 }
 
 /// The uid/gid plugins run as when the host is root.
@@ -80,8 +82,8 @@ pub fn prepare_state_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Starts the plugin process with stdio piped.
-pub fn spawn(spec: &SandboxSpec) -> std::io::Result<Child> {
+/// Starts the plugin process with stdio piped, inside `cgroup` when given.
+pub fn spawn(spec: &SandboxSpec, cgroup: Option<&crate::cgroup::PluginCgroup>) -> std::io::Result<Child> {
     let (program, args) = spec
         .entrypoint
         .split_first()
@@ -103,16 +105,28 @@ pub fn spawn(spec: &SandboxSpec) -> std::io::Result<Child> {
         .process_group(0);
     let limits = spec.limits.clone();
     let ids = plugin_ids(spec);
+    let procs = cgroup.map(|c| c.procs_path().clone());
     // SAFETY: the closure runs in the forked child before exec and only calls async-signal-safe
-    // functions (setrlimit, setgid, setuid, prctl) on values computed before the fork.
+    // functions (open, write, close, setrlimit, setgid, setuid, prctl) on values computed before
+    // the fork.
     unsafe {
-        command.pre_exec(move || apply_limits(&limits, ids));
+        command.pre_exec(move || {
+            // Join first, while still privileged: the plugin cannot leave its cgroup afterwards.
+            if let Some(procs) = &procs {
+                crate::cgroup::join_in_child(procs)?;
+            }
+            apply_limits(&limits, ids)
+        });
     }
     command.spawn()
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
-    let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+    set_limits(resource, value, value)
+}
+
+fn set_limits(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
     // SAFETY: `limit` is a valid rlimit for the duration of the call.
     if unsafe { libc::setrlimit(resource, &limit) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -122,7 +136,8 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result
 
 fn apply_limits(limits: &Limits, ids: Option<(u32, u32)>) -> std::io::Result<()> {
     set_limit(libc::RLIMIT_AS, limits.memory_mb.saturating_mul(1024 * 1024))?;
-    set_limit(libc::RLIMIT_CPU, limits.cpu_seconds)?;
+    // SIGXCPU at the soft limit says why the plugin died; SIGKILL a second later if it ignores it.
+    set_limits(libc::RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds.saturating_add(1))?;
     set_limit(libc::RLIMIT_NOFILE, limits.open_files)?;
     set_limit(libc::RLIMIT_CORE, 0)?;
     set_limit(libc::RLIMIT_FSIZE, 256 * 1024 * 1024)?;

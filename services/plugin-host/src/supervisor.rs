@@ -2,7 +2,6 @@
 //! restarting with exponential backoff on failure and quarantining after repeated failure. Every
 //! transition is written to `governance`.
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,74 +10,27 @@ use std::time::{Duration, Instant};
 use serde_json::{Value as Json, json};
 use tessera_codec::messages::Codec;
 use tessera_codec::raw::envelope_schema_text;
-use tessera_codec::registry::now_ms;
-use tessera_codec::{ActionCommand, PluginLifecycle, RejectionError, Topics};
-use tessera_log::{Log, NewRecord};
-use tessera_model::package::Package;
+use tessera_codec::registry::schema_id;
+use tessera_codec::{ActionCommand, RejectionError};
+use tessera_log::Log;
 use tessera_model::Violation;
+use tessera_model::package::Package;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::emitter::Emitter;
+use crate::lifecycle::{PluginState, Transition, publish};
+use crate::policy::{Failures, Policy, Verdict};
 use crate::protocol::{CallError, Connection, Incoming, PROTOCOL_VERSION};
 use crate::quota::TokenBucket;
 use crate::sandbox::{self, SandboxSpec};
-use crate::{HostConfig, HostError};
+use crate::{HostConfig, HostError, stderr};
 
-/// Protocol violations tolerated in one run before the plugin is considered broken.
-const MAX_VIOLATIONS_PER_RUN: u32 = 100;
-
-/// The lifecycle states of a plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PluginState {
-    /// The package passed contract validation.
-    Validated,
-    /// The package failed contract validation and will not run.
-    Rejected,
-    /// The process is starting and being initialized.
-    Initializing,
-    /// Discovery is running.
-    Discovering,
-    /// Streaming observations.
-    Running,
-    /// Running, but dropping output (quota) or breaking the protocol.
-    Degraded,
-    /// Failed; waiting before the next restart.
-    BackingOff,
-    /// Failed too often; not restarted.
-    Quarantined,
-    /// Stopped by the host.
-    Stopped,
-}
-
-impl PluginState {
-    /// The name used on `governance` and in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PluginState::Validated => "validated",
-            PluginState::Rejected => "rejected",
-            PluginState::Initializing => "initializing",
-            PluginState::Discovering => "discovering",
-            PluginState::Running => "running",
-            PluginState::Degraded => "degraded",
-            PluginState::BackingOff => "backing_off",
-            PluginState::Quarantined => "quarantined",
-            PluginState::Stopped => "stopped",
-        }
-    }
-}
-
-/// A snapshot of a plugin's condition.
-#[derive(Debug, Clone)]
-pub struct PluginStatus {
-    /// Current state.
-    pub state: PluginState,
-    /// Why it is in that state, when it failed.
-    pub detail: Option<String>,
-    /// Restarts so far.
-    pub restarts: u32,
-}
+/// Interval at which counters are published and a degraded plugin may recover.
+const STATS_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest failure reason kept, stderr included.
+const MAX_REASON: usize = 600;
 
 /// A command routed to the plugin that owns its device.
 pub type CommandRequest = ActionCommand;
@@ -88,11 +40,15 @@ pub struct Supervisor {
     package: Package,
     dir: std::path::PathBuf,
     config: HostConfig,
+    policy: Policy,
     log: Arc<dyn Log>,
     codec: Arc<Codec>,
     emitter: Emitter,
     restarts: u32,
     last_state: Option<PluginState>,
+    /// Why the plugin last failed; kept as the detail of later transitions that have none of
+    /// their own, so that `lastError` still explains a plugin that was restarted.
+    last_error: Option<String>,
 }
 
 enum RunEnd {
@@ -100,66 +56,103 @@ enum RunEnd {
     Failed(String),
 }
 
+/// Writes `rejected` with every violation to governance.
+async fn reject(
+    log: &Arc<dyn Log>,
+    codec: &Codec,
+    config: &HostConfig,
+    (id, version): (&str, &str),
+    detail: &str,
+    violations: Vec<Violation>,
+) {
+    for v in &violations {
+        tracing::error!(plugin = %id, violation = %v, "plugin package rejected");
+    }
+    let t = Transition {
+        plugin_id: id,
+        version,
+        state: PluginState::Rejected,
+        detail: Some(detail.to_owned()),
+        restarts: 0,
+        violations,
+        counts: (0, 0),
+    };
+    publish(log, codec, &config.topics, t).await;
+}
+
 impl Supervisor {
-    /// Validates the package in `dir` and registers its contract. Returns `None` (after writing
-    /// `rejected` to governance) when the package breaks its contract.
+    /// Validates the package in `dir`, checks its contract against the previous version and
+    /// registers it. Returns `None` (after writing `rejected` to governance) when the package
+    /// breaks its contract.
+    /// `running` holds the ids of the plugins this host already runs: a second package with the
+    /// same id is rejected.
     pub async fn prepare(
         dir: &Path,
         config: &HostConfig,
-        log: Arc<dyn Log>,
-        codec: Arc<Codec>,
+        (log, codec): (Arc<dyn Log>, Arc<Codec>),
+        running: &std::collections::BTreeSet<String>,
     ) -> Result<Option<Self>, HostError> {
         let fallback_id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let package = match crate::package::load(dir)? {
             Ok(package) => package,
             Err(violations) => {
-                for v in &violations {
-                    tracing::error!(plugin = %fallback_id, violation = %v, "plugin package rejected");
-                }
-                publish(
-                    &log,
-                    &codec,
-                    &config.topics,
-                    &fallback_id,
-                    "",
-                    PluginState::Rejected,
-                    Some("contract validation failed".into()),
-                    0,
-                    violations,
-                    (0, 0),
-                )
-                .await;
+                let detail = "contract validation failed";
+                reject(&log, &codec, config, (&fallback_id, ""), detail, violations).await;
                 return Ok(None);
             }
         };
         let id = package.manifest.id.clone();
+        let version = package.manifest.version.clone();
         let raw_topic = config.topics.raw(&id);
         log.create_topic(&raw_topic, 1).await?;
         let envelope_text = envelope_schema_text(&id, &package.contract_texts);
-        let envelope = codec.registry().register(&format!("{raw_topic}-value"), &envelope_text).await?;
-        let emitter = Emitter::start(&id, raw_topic, config.topics.dlq(), envelope, codec.clone(), log.clone());
-        publish(
-            &log,
-            &codec,
-            &config.topics,
-            &id,
-            &package.manifest.version,
-            PluginState::Validated,
-            None,
-            0,
-            Vec::new(),
-            (0, 0),
-        )
-        .await;
+        let subject = format!("{raw_topic}-value");
+        let envelope_schema = apache_avro::Schema::parse_str(&envelope_text)
+            .map_err(|e| HostError::Codec(tessera_codec::CodecError::InvalidSchema(e.to_string())))?;
+        let incompatible =
+            crate::compat::check_against_registry(&codec, &subject, schema_id(&envelope_schema), &package).await?;
+        if !incompatible.is_empty() {
+            let detail = "contract is not backward compatible with the previous version";
+            reject(&log, &codec, config, (&id, &version), detail, incompatible).await;
+            return Ok(None);
+        }
+        if running.contains(&id) {
+            let duplicate = Violation::new(
+                "manifest.duplicate_id",
+                "plugin.toml:id",
+                format!("another package ({id}) already runs on this host under this id"),
+            )
+            .hint("run one version of a plugin at a time");
+            let detail = "duplicate plugin id";
+            reject(&log, &codec, config, (&id, &version), detail, vec![duplicate]).await;
+            return Ok(None);
+        }
+        let envelope = codec.registry().register_parsed(&subject, &envelope_text, envelope_schema).await?;
+        let limits = &package.manifest.limits;
+        let topics = (raw_topic, config.topics.dlq());
+        let emitter = Emitter::start(&id, topics, envelope, codec.clone(), log.clone(), limits.dlq_per_second);
+        let policy = Policy::resolve(config, &package.manifest.restart);
+        let t = Transition {
+            plugin_id: &id,
+            version: &version,
+            state: PluginState::Validated,
+            detail: None,
+            restarts: 0,
+            violations: Vec::new(),
+            counts: (0, 0),
+        };
+        publish(&log, &codec, &config.topics, t).await;
         Ok(Some(Self {
             package,
             dir: dir.to_path_buf(),
             config: config.clone(),
+            policy,
             log,
             codec,
             emitter,
             restarts: 0,
             last_state: None,
+            last_error: None,
         }))
     }
 
@@ -169,73 +162,59 @@ impl Supervisor {
     }
 
     async fn transition(&mut self, state: PluginState, detail: Option<String>) {
-        let stats =
-            (self.emitter.stats.accepted.load(Ordering::Relaxed), self.emitter.stats.rejected.load(Ordering::Relaxed));
+        let stats = &self.emitter.stats;
+        let counts = (stats.accepted.load(Ordering::Relaxed), stats.rejected.load(Ordering::Relaxed));
         if self.last_state != Some(state) {
             tracing::info!(state = state.as_str(), detail = detail.as_deref().unwrap_or(""), "plugin state");
             self.last_state = Some(state);
         }
         let m = &self.package.manifest;
-        publish(
-            &self.log,
-            &self.codec,
-            &self.config.topics,
-            &m.id,
-            &m.version,
+        let t = Transition {
+            plugin_id: &m.id,
+            version: &m.version,
             state,
-            detail,
-            self.restarts,
-            Vec::new(),
-            stats,
-        )
-        .await;
+            detail: detail.or_else(|| self.last_error.clone()),
+            restarts: self.restarts,
+            violations: Vec::new(),
+            counts,
+        };
+        publish(&self.log, &self.codec, &self.config.topics, t).await;
     }
 
     /// Runs the plugin until shutdown or quarantine.
     pub async fn run(mut self, mut commands: mpsc::Receiver<CommandRequest>, shutdown: CancellationToken) {
         let span = tracing::info_span!("plugin", id = %self.id());
         async move {
-            let mut failures: VecDeque<Instant> = VecDeque::new();
-            let mut backoff = self.config.initial_backoff;
+            let mut failures = Failures::new(self.policy);
             loop {
                 let started = Instant::now();
-                match self.run_once(&mut commands, &shutdown).await {
+                let reason = match self.run_once(&mut commands, &shutdown).await {
                     RunEnd::Shutdown => {
                         self.transition(PluginState::Stopped, None).await;
                         return;
                     }
-                    RunEnd::Failed(reason) => {
-                        tracing::warn!(reason = %reason, "plugin failed");
-                        metrics::counter!("tessera_host_plugin_failures_total", "plugin" => self.id().to_owned())
-                            .increment(1);
-                        let now = Instant::now();
-                        // A long healthy run resets the backoff.
-                        if now.duration_since(started) > self.config.failure_window {
-                            backoff = self.config.initial_backoff;
-                        }
-                        failures.push_back(now);
-                        while failures.front().is_some_and(|t| now.duration_since(*t) > self.config.failure_window) {
-                            failures.pop_front();
-                        }
-                        if failures.len() >= self.config.quarantine_after {
-                            self.transition(
-                                PluginState::Quarantined,
-                                Some(format!("{} failures; last: {reason}", failures.len())),
-                            )
-                            .await;
-                            shutdown.cancelled().await;
-                            self.transition(PluginState::Stopped, Some("quarantined".into())).await;
-                            return;
-                        }
-                        self.transition(PluginState::BackingOff, Some(reason)).await;
+                    RunEnd::Failed(reason) => reason,
+                };
+                tracing::warn!(reason = %reason, "plugin failed");
+                self.last_error = Some(reason.clone());
+                metrics::counter!("tessera_host_plugin_failures_total", "plugin" => self.id().to_owned()).increment(1);
+                match failures.record(started, Instant::now()) {
+                    Verdict::Quarantine(count) => {
+                        let detail = format!("quarantined after {count} failures; last: {reason}");
+                        self.transition(PluginState::Quarantined, Some(detail.clone())).await;
+                        shutdown.cancelled().await;
+                        self.transition(PluginState::Stopped, Some(detail)).await;
+                        return;
+                    }
+                    Verdict::Restart(delay) => {
+                        self.transition(PluginState::BackingOff, Some(reason.clone())).await;
                         tokio::select! {
                             _ = shutdown.cancelled() => {
-                                self.transition(PluginState::Stopped, None).await;
+                                self.transition(PluginState::Stopped, Some(reason)).await;
                                 return;
                             }
-                            _ = tokio::time::sleep(backoff) => {}
+                            _ = tokio::time::sleep(delay) => {}
                         }
-                        backoff = (backoff * 2).min(self.config.max_backoff);
                         self.restarts += 1;
                     }
                 }
@@ -290,43 +269,59 @@ impl Supervisor {
             state_dir: state_dir.clone(),
             limits: limits.clone(),
         };
-        let mut child = match sandbox::spawn(&spec) {
+        let cgroup = crate::cgroup::PluginCgroup::create(self.id(), &limits);
+        if let Some(cgroup) = &cgroup {
+            tracing::debug!(enforced = ?cgroup.enforced, "plugin cgroup");
+        }
+        let mut child = match sandbox::spawn(&spec, cgroup.as_ref()) {
             Ok(child) => child,
             Err(e) => return RunEnd::Failed(format!("cannot start entrypoint {:?}: {e}", spec.entrypoint)),
         };
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let (Some(stdin), Some(stdout), Some(err_pipe)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             sandbox::kill_group(&child);
             return RunEnd::Failed("plugin stdio unavailable".into());
         };
-        tokio::spawn(forward_stderr(stderr, self.id().to_owned()));
+        let (tail, stderr_task) = stderr::forward(err_pipe, self.id().to_owned());
         let (in_tx, mut incoming) = mpsc::channel(1024);
-        let conn = Connection::new(
-            stdin,
-            stdout,
-            limits.max_message_bytes,
-            Duration::from_millis(limits.call_timeout_ms),
-            in_tx,
-        );
+        let timeout = Duration::from_millis(limits.call_timeout_ms);
+        let conn = Connection::new(stdin, stdout, limits.max_message_bytes, timeout, in_tx);
         let end = self.drive(&conn, &mut incoming, commands, shutdown, &mut child, &state_dir).await;
         if matches!(end, RunEnd::Shutdown) {
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.call("shutdown", json!({}))).await;
             let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
         }
         sandbox::kill_group(&child);
+        // The cgroup also reaches what left the process group (a daemonized grandchild).
+        if let Some(cgroup) = &cgroup {
+            cgroup.kill();
+        }
         let _ = child.wait().await;
-        end
+        drop(cgroup);
+        match end {
+            RunEnd::Shutdown => RunEnd::Shutdown,
+            RunEnd::Failed(reason) => {
+                // The process group is dead, so stderr reaches its end promptly: wait for its last
+                // lines, which usually say why the plugin died.
+                let _ = tokio::time::timeout(Duration::from_millis(500), stderr_task).await;
+                let reason = match tail.summary(MAX_REASON) {
+                    Some(printed) => format!("{reason}; stderr: {printed}"),
+                    None => reason,
+                };
+                RunEnd::Failed(truncate(&reason, MAX_REASON))
+            }
+        }
     }
 
-    async fn drive(
+    /// Initializes and discovers; `Err` carries the failure.
+    async fn start_plugin(
         &mut self,
         conn: &Connection,
-        incoming: &mut mpsc::Receiver<Incoming>,
-        commands: &mut mpsc::Receiver<CommandRequest>,
         shutdown: &CancellationToken,
         child: &mut tokio::process::Child,
         state_dir: &Path,
-    ) -> RunEnd {
+    ) -> Result<(), RunEnd> {
         let init = json!({
             "protocol_version": PROTOCOL_VERSION,
             "plugin_id": self.id(),
@@ -349,7 +344,9 @@ impl Supervisor {
             tracing::info!(devices = observations.len(), "discovery finished");
             for obs in observations {
                 match serde_json::from_value(obs) {
-                    Ok(params) => self.emitter.observe(params).await,
+                    Ok(params) => {
+                        self.emitter.observe(params).await;
+                    }
                     Err(e) => {
                         self.emitter.reject("protocol", vec![violation("discover.observations", &e.to_string())]).await
                     }
@@ -359,18 +356,41 @@ impl Supervisor {
         };
         let started = tokio::select! {
             r = startup => r,
-            _ = shutdown.cancelled() => return RunEnd::Shutdown,
-            status = child.wait() => return RunEnd::Failed(format!("exited during startup: {}", describe_exit(status))),
+            _ = shutdown.cancelled() => return Err(RunEnd::Shutdown),
+            status = child.wait() => {
+                return Err(RunEnd::Failed(format!("exited during startup: {}", describe_exit(status))));
+            }
         };
-        if let Err(e) = started {
-            return RunEnd::Failed(format!("startup failed: {e}"));
+        match started {
+            Ok(_) => Ok(()),
+            Err(CallError::Closed) => Err(exit_or(child, "plugin closed its output during startup").await),
+            Err(e) => Err(RunEnd::Failed(format!("startup failed: {e}"))),
+        }
+    }
+
+    async fn drive(
+        &mut self,
+        conn: &Connection,
+        incoming: &mut mpsc::Receiver<Incoming>,
+        commands: &mut mpsc::Receiver<CommandRequest>,
+        shutdown: &CancellationToken,
+        child: &mut tokio::process::Child,
+        state_dir: &Path,
+    ) -> RunEnd {
+        if let Err(end) = self.start_plugin(conn, shutdown, child, state_dir).await {
+            return end;
         }
         self.transition(PluginState::Running, None).await;
-        let limits = &self.package.manifest.limits;
+        let limits = self.package.manifest.limits.clone();
         let mut quota = TokenBucket::new(limits.observations_per_second);
         let mut heartbeat = tokio::time::interval(Duration::from_millis(limits.heartbeat_interval_ms.max(100)));
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
-        let mut stats = tokio::time::interval(Duration::from_secs(5));
+        // The heartbeat runs beside everything else: waiting for a ping's answer must not stop the
+        // host from reading the plugin's output.
+        let mut ping = None;
+        let mut stats = tokio::time::interval(STATS_INTERVAL);
+        stats.tick().await;
         let mut violations = 0u32;
         let mut dropped = 0u64;
         let mut degraded = false;
@@ -378,18 +398,32 @@ impl Supervisor {
             tokio::select! {
                 _ = shutdown.cancelled() => return RunEnd::Shutdown,
                 status = child.wait() => return RunEnd::Failed(format!("exited: {}", describe_exit(status))),
-                _ = heartbeat.tick() => {
-                    if let Err(e) = conn.call("ping", json!({})).await {
-                        return RunEnd::Failed(format!("heartbeat failed: {e}"));
+                _ = heartbeat.tick(), if ping.is_none() => ping = Some(Box::pin(conn.call("ping", json!({})))),
+                answer = pending_or(&mut ping) => {
+                    ping = None;
+                    match answer {
+                        Ok(_) => {}
+                        Err(CallError::Timeout(_)) => {
+                            return RunEnd::Failed(format!("heartbeat not answered within {} ms", limits.call_timeout_ms));
+                        }
+                        Err(CallError::Closed) => return exit_or(child, "plugin closed its output").await,
+                        Err(other) => return RunEnd::Failed(format!("heartbeat failed: {other}")),
                     }
                 }
                 _ = stats.tick() => {
-                    if dropped > 0 && !degraded {
-                        degraded = true;
-                        self.transition(PluginState::Degraded, Some(format!("{dropped} observations over quota dropped"))).await;
-                    } else if dropped == 0 && degraded {
+                    let unread = conn.take_overflow();
+                    if unread > 0 {
+                        self.emitter.reject_unread(unread).await;
+                        dropped += unread;
+                    }
+                    self.emitter.flush_summary().await;
+                    if dropped == 0 && degraded {
                         degraded = false;
                         self.transition(PluginState::Running, None).await;
+                    } else if dropped > 0 && !degraded {
+                        degraded = true;
+                        let why = format!("{dropped} messages over the plugin's limits dropped");
+                        self.transition(PluginState::Degraded, Some(why)).await;
                     } else {
                         let state = if degraded { PluginState::Degraded } else { PluginState::Running };
                         self.transition(state, None).await;
@@ -398,26 +432,56 @@ impl Supervisor {
                 }
                 Some(cmd) = commands.recv() => crate::actions::invoke(conn, cmd, &self.log, &self.codec, &self.config.topics).await,
                 message = incoming.recv() => match message {
-                    None => return RunEnd::Failed("plugin closed its output".into()),
+                    None => return exit_or(child, "plugin closed its output").await,
                     Some(Incoming::Observe(obs)) => {
                         if quota.try_take() {
-                            self.emitter.observe(obs).await;
+                            // Output that breaks the contract counts against the plugin like garbage.
+                            if !self.emitter.observe(obs).await {
+                                violations += 1;
+                                if violations > limits.max_violations {
+                                    let max = limits.max_violations;
+                                    return RunEnd::Failed(format!("more than {max} contract or protocol violations; last: an observation that breaks the contract"));
+                                }
+                            }
                         } else {
                             dropped += 1;
-                            self.emitter.reject("quota", vec![violation("observe", "observation over the plugin's rate quota")]).await;
+                            let why = format!("over the quota of {} observations per second", limits.observations_per_second);
+                            self.emitter.reject("quota", vec![violation("observe", &why)]).await;
+                            if !degraded {
+                                degraded = true;
+                                self.transition(PluginState::Degraded, Some(format!("observations {why} dropped"))).await;
+                            }
                         }
                     }
                     Some(Incoming::Log { level, message }) => log_line(&level, &message),
                     Some(Incoming::Violation(why)) => {
                         violations += 1;
                         self.emitter.reject("protocol", vec![violation("stdout", &why)]).await;
-                        if violations > MAX_VIOLATIONS_PER_RUN {
-                            return RunEnd::Failed(format!("more than {MAX_VIOLATIONS_PER_RUN} protocol violations; last: {why}"));
+                        if violations > limits.max_violations {
+                            let max = limits.max_violations;
+                            return RunEnd::Failed(format!("more than {max} contract or protocol violations; last: {why}"));
                         }
                     }
                 },
             }
         }
+    }
+}
+
+/// A closed connection usually means the process is dying: report how it ended (exit code,
+/// signal) rather than the symptom, unless it is still alive after a second.
+async fn exit_or(child: &mut tokio::process::Child, symptom: &str) -> RunEnd {
+    match tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
+        Ok(status) => RunEnd::Failed(format!("exited: {}", describe_exit(status))),
+        Err(_) => RunEnd::Failed(symptom.to_owned()),
+    }
+}
+
+/// Awaits the future in `slot`, or never when there is none.
+async fn pending_or<F: std::future::Future + Unpin>(slot: &mut Option<F>) -> F::Output {
+    match slot {
+        Some(future) => future.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -430,12 +494,30 @@ fn violation(field: &str, why: &str) -> RejectionError {
     }
 }
 
-fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max { text.to_owned() } else { format!("{}…", &text[..text.floor_char_boundary(max)]) }
+}
+
+/// Names the signals a contained plugin typically dies of.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGABRT => "SIGABRT (aborted)",
+        libc::SIGKILL => "SIGKILL (killed, e.g. by the host or the kernel's memory limit)",
+        libc::SIGSEGV => "SIGSEGV (invalid memory access)",
+        libc::SIGXCPU => "SIGXCPU (CPU time limit reached)",
+        libc::SIGXFSZ => "SIGXFSZ (file size limit reached)",
+        libc::SIGTERM => "SIGTERM",
+        _ => "",
+    }
+}
+
+/// Describes how a plugin process ended.
+pub fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
     use std::os::unix::process::ExitStatusExt;
     match status {
         Ok(s) => match (s.code(), s.signal()) {
             (Some(code), _) => format!("exit code {code}"),
-            (None, Some(signal)) => format!("killed by signal {signal}"),
+            (None, Some(signal)) => format!("killed by signal {signal} {}", signal_name(signal)).trim_end().to_owned(),
             _ => s.to_string(),
         },
         Err(e) => e.to_string(),
@@ -448,53 +530,5 @@ fn log_line(level: &str, message: &str) {
         "warn" => tracing::warn!(target: "plugin", "{message}"),
         "debug" => tracing::debug!(target: "plugin", "{message}"),
         _ => tracing::info!(target: "plugin", "{message}"),
-    }
-}
-
-async fn forward_stderr(stderr: tokio::process::ChildStderr, plugin: String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let mut budget = TokenBucket::new(20);
-    while let Ok(Some(line)) = lines.next_line().await {
-        if budget.try_take() {
-            let line = if line.len() > 2048 { &line[..line.floor_char_boundary(2048)] } else { &line };
-            tracing::info!(target: "plugin", %plugin, "stderr: {line}");
-        }
-    }
-}
-
-/// Writes a lifecycle transition to `governance`; failures are logged, never fatal.
-#[allow(clippy::too_many_arguments)]
-async fn publish(
-    log: &Arc<dyn Log>,
-    codec: &Codec,
-    topics: &Topics,
-    plugin_id: &str,
-    version: &str,
-    state: PluginState,
-    detail: Option<String>,
-    restarts: u32,
-    violations: Vec<Violation>,
-    (accepted, rejected): (i64, i64),
-) {
-    let record = PluginLifecycle {
-        plugin_id: plugin_id.to_owned(),
-        version: version.to_owned(),
-        state: state.as_str().to_owned(),
-        detail,
-        restarts: restarts as i32,
-        violations,
-        accepted,
-        rejected,
-        at_ms: now_ms(),
-    };
-    match codec.encode_lifecycle(&record) {
-        Ok(value) => {
-            let new = NewRecord { key: Some(plugin_id.as_bytes().to_vec()), value, timestamp_ms: now_ms() };
-            if let Err(e) = log.append(&topics.governance(), vec![new]).await {
-                tracing::error!(error = %e, "cannot write governance record");
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "cannot encode governance record"),
     }
 }

@@ -62,7 +62,7 @@ impl Worker {
                     continue;
                 }
                 let started = Instant::now();
-                next = self.project(&records).await?;
+                next = self.project(next, &records).await?;
                 metrics::histogram!("tessera_projector_batch_seconds").record(started.elapsed().as_secs_f64());
                 metrics::counter!("tessera_projector_records_total", "topic" => self.topic.clone())
                     .increment(records.len() as u64);
@@ -88,8 +88,8 @@ impl Worker {
         Ok(row.map_or(0, |(o,)| o.max(0) as u64))
     }
 
-    /// Applies a batch in one transaction; returns the offset to read next.
-    async fn project(&self, records: &[Record]) -> Result<u64, ProjectorError> {
+    /// Applies a batch read from offset `from` in one transaction; returns the offset to read next.
+    async fn project(&self, from: u64, records: &[Record]) -> Result<u64, ProjectorError> {
         let schema = &self.config.schema;
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
@@ -108,15 +108,22 @@ impl Worker {
         .fetch_one(&mut *tx)
         .await?;
         let stored = stored.max(0) as u64;
-        if records.first().is_some_and(|r| r.offset > stored) {
-            // The stored offset went back (a rebuild was swapped in): re-read from there.
+        if from != stored {
+            // Another projector moved the offset, or a rebuild swapped in one that went back:
+            // read again from what is stored, so that a batch always starts at the stored offset.
             tx.rollback().await?;
             return Ok(stored);
         }
-        let fresh: Vec<&Record> = records.iter().filter(|r| r.offset >= stored).collect();
+        if records.first().is_some_and(|r| r.offset > stored) {
+            // Retention deleted records below the first one the log still has: they cannot be
+            // projected by anyone, so the gap is logged and skipped rather than retried forever.
+            let first = records.first().map_or(stored, |r| r.offset);
+            metrics::counter!("tessera_projector_skipped_records_total").increment(first - stored);
+            tracing::warn!(stored, first, "records below the log's first retained offset were never projected");
+        }
+        let fresh: Vec<&Record> = records.iter().collect();
         let Some(last) = fresh.last() else {
             tx.rollback().await?;
-            // Another projector got here first: continue after what it stored.
             return Ok(stored);
         };
         let next = last.offset + 1;

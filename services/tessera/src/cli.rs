@@ -124,13 +124,41 @@ pub struct RunArgs {
 /// `plugin` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Validate a package's contract statically.
+    /// Validate a package's contract statically; exits non-zero when it is rejected.
     Check {
         /// Package directory.
         dir: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: OutputFormat,
+        /// The previous version of the package: its contract must still be readable by this one.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+    },
+    /// Run the plugin in its sandbox against a throwaway log: discovery, observation, mapping and a
+    /// dry run of every supported action; prints the devices and UI it would publish and every
+    /// violation seen, and exits non-zero when there was one.
+    Test {
+        /// Package directory.
+        dir: PathBuf,
+        /// How long to collect observations after the plugin started, in seconds.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Plugin configuration as a JSON object, merged over the manifest defaults.
+        #[arg(long)]
+        config: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
+    /// Scaffold a new plugin package (Python, using the single-file SDK) that passes `check` and
+    /// `test` as generated.
+    New {
+        /// Plugin id: lowercase letters, digits, `-` and `_`, starting with a letter.
+        name: String,
+        /// Directory to create; default: `./<name>`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 

@@ -9,7 +9,10 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::PgPoolOptions;
 
 /// The migrations, compiled in so that the binary carries its schema.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "auth", include_str!("../../../migrations/0001_auth.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "auth", include_str!("../../../migrations/0001_auth.sql")),
+    (2, "actions", include_str!("../../../migrations/0002_actions.sql")),
+];
 
 /// Connects, retrying for up to a minute while the server starts.
 pub async fn connect(url: &str) -> anyhow::Result<PgPool> {

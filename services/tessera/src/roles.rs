@@ -93,9 +93,16 @@ pub async fn spawn_all(
         tessera_projector::run(projector, c.log.clone(), codec.clone(), c.pool.clone(), shutdown.clone()),
     );
 
-    let state = tessera_api::AppState::new(c.pool.clone(), c.log.clone(), codec, c.topics.clone(), c.metrics);
+    let mut state = tessera_api::AppState::new(c.pool.clone(), c.log.clone(), codec, c.topics.clone(), c.metrics);
+    state.plugins = plugin_surfaces(&c.packages);
     supervise(&mut tasks, "api", shutdown.clone(), tessera_api::serve(listener, state, shutdown.clone()));
     Ok(tasks)
+}
+
+/// What the API needs of the plugin packages: their action constraints and UI overrides.
+fn plugin_surfaces(packages: &[PathBuf]) -> Arc<tessera_model::surface::PluginSurfaces> {
+    let files = packages.iter().filter_map(|dir| tessera_plugin_host::package::read_files(dir).ok());
+    Arc::new(tessera_model::surface::PluginSurfaces::from_packages(files, tessera_model::Catalog::builtin()))
 }
 
 /// Waits for the roles to stop, at most `limit`.
@@ -160,7 +167,8 @@ pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
         Role::Api => {
             let pool = database().await?;
             tessera_projector::ensure_schema(&pool, tessera_projector::LIVE_SCHEMA).await?;
-            let state = tessera_api::AppState::new(pool, log, codec, topics, metrics);
+            let mut state = tessera_api::AppState::new(pool, log, codec, topics, metrics);
+            state.plugins = plugin_surfaces(&packages);
             tessera_api::run(args.listen, state, shutdown).await?;
         }
     }

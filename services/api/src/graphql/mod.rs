@@ -1,19 +1,26 @@
 //! GraphQL over HTTP (`POST /graphql`) and WebSocket (`GET /graphql`, graphql-transport-ws).
 
+pub mod limits;
 mod mutation;
 mod query;
 mod subscription;
+pub mod ws;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql::{Context, Data, Guard, Schema};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
-use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use async_graphql::{Context, Guard, Schema, Variables};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::auth::{Principal, Scope, authenticate};
-use crate::{ApiError, AppState};
+use crate::AppState;
+use crate::auth::{Principal, Scope};
 
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
@@ -22,18 +29,24 @@ pub use subscription::SubscriptionRoot;
 /// The schema type.
 pub type TesseraSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Largest accepted GraphQL document, in bytes.
-pub const MAX_DOCUMENT_BYTES: usize = 32 * 1024;
+/// Largest accepted `POST /graphql` body: the document plus its variables.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Builds the schema with its limits.
 pub fn build_schema(state: AppState) -> TesseraSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(state)
-        .limit_depth(12)
-        .limit_complexity(2000)
+        .extension(limits::Limits)
+        .limit_depth(limits::MAX_DEPTH)
+        .limit_complexity(limits::MAX_COMPLEXITY)
         .limit_recursive_depth(32)
-        .limit_directives(8)
+        .limit_directives(limits::MAX_FIELD_DIRECTIVES)
         .finish()
+}
+
+/// The schema's SDL, for tools and tests that enumerate its fields.
+pub fn sdl() -> String {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot).finish().sdl()
 }
 
 /// Requires the caller's token to hold a scope.
@@ -52,55 +65,85 @@ impl Guard for ScopeGuard {
     }
 }
 
-/// The routes of `/graphql`.
-pub fn routes(schema: TesseraSchema) -> Router<AppState> {
-    Router::new().route("/graphql", get(websocket).post(http)).layer(axum::Extension(schema))
+/// A GraphQL request over HTTP.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphQLBody {
+    /// The document.
+    pub query: String,
+    /// Variables, an object.
+    #[schema(value_type = Option<Object>)]
+    pub variables: Option<Value>,
+    /// Which operation of the document to run.
+    pub operation_name: Option<String>,
 }
 
-async fn http(
-    principal: Principal,
-    axum::Extension(schema): axum::Extension<TesseraSchema>,
-    request: GraphQLRequest,
-) -> Result<GraphQLResponse, ApiError> {
-    let request = request.into_inner();
-    if request.query.len() > MAX_DOCUMENT_BYTES {
-        return Err(ApiError::BadRequest(format!("GraphQL document larger than {MAX_DOCUMENT_BYTES} bytes")));
+/// `POST /graphql` (documented in OpenAPI) beside `GET /graphql` (the WebSocket upgrade).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(http))
+        .route("/graphql", get(websocket))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]})),
+    )
+        .into_response()
+}
+
+/// Runs a GraphQL query or mutation.
+#[utoipa::path(
+    post,
+    path = "/graphql",
+    tag = "graphql",
+    request_body = GraphQLBody,
+    security(("bearer" = ["read"])),
+    responses(
+        (status = 200, description = "The GraphQL response: `data` and/or `errors` (limits and guards report here)",
+            content_type = "application/graphql-response+json", body = serde_json::Value),
+        (status = 400, description = "Not a GraphQL request", body = serde_json::Value),
+        (status = 401, description = "No valid token", body = crate::error::ErrorBody),
+        (status = 413, description = "Body larger than 64 KiB"),
+    )
+)]
+async fn http(principal: Principal, axum::Extension(schema): axum::Extension<TesseraSchema>, body: Bytes) -> Response {
+    let body: GraphQLBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => {
+            return bad_request(format!(
+                "expected {{\"query\": \"...\", \"variables\": {{...}}, \"operationName\": \"...\"}}: {e}"
+            ));
+        }
+    };
+    let variables = match body.variables {
+        None | Some(Value::Null) => Variables::default(),
+        Some(v @ Value::Object(_)) => Variables::from_json(v),
+        Some(_) => return bad_request("`variables` must be an object".into()),
+    };
+    let mut request = async_graphql::Request::new(body.query).variables(variables).data(principal);
+    if let Some(name) = body.operation_name {
+        request = request.operation_name(name);
     }
-    Ok(schema.execute(request.data(principal)).await.into())
+    GraphQLResponse::from(schema.execute(request).await).into_response()
 }
 
 async fn websocket(
     State(state): State<AppState>,
     axum::Extension(schema): axum::Extension<TesseraSchema>,
+    headers: axum::http::HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // The same choice GraphQLProtocol made: the legacy protocol only when the new one is not offered.
+    let offered = headers.get(axum::http::header::SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let legacy = offered.contains("graphql-ws") && !offered.contains("graphql-transport-ws");
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .max_message_size(MAX_DOCUMENT_BYTES * 2)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let secret = payload
-                        .get("Authorization")
-                        .or_else(|| payload.get("authorization"))
-                        .and_then(|v| v.as_str())
-                        .map(|v| v.trim_start_matches("Bearer ").to_owned())
-                        .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(str::to_owned))
-                        .ok_or_else(|| {
-                            async_graphql::Error::new(
-                                "unauthorized: send {\"Authorization\": \"Bearer <token>\"} in connection_init",
-                            )
-                        })?;
-                    let principal = authenticate(&state.pool, &secret)
-                        .await
-                        .map_err(|e| async_graphql::Error::new(e.to_string()))?
-                        .ok_or_else(|| async_graphql::Error::new("unauthorized: unknown or revoked token"))?;
-                    let mut data = Data::default();
-                    data.insert(principal);
-                    Ok(data)
-                })
-                .serve()
-        })
+        .max_message_size(MAX_BODY_BYTES)
+        .max_frame_size(MAX_BODY_BYTES)
+        .on_upgrade(move |socket| ws::serve(socket, schema, protocol, legacy, state))
         .into_response()
 }

@@ -29,7 +29,8 @@ impl QueryRoot {
     ) -> Result<Connection<String, DeviceView, EmptyFields, EmptyFields>> {
         let filter = filter.unwrap_or_default();
         let (devices, has_next) =
-            db::list_devices(&state(ctx).pool, &filter, i64::from(first), after.as_deref()).await?;
+            db::list_devices(&state(ctx).pool, &state(ctx).plugins, &filter, i64::from(first), after.as_deref())
+                .await?;
         let mut connection = Connection::new(after.is_some(), has_next);
         connection.edges.extend(devices.into_iter().map(|d| Edge::new(d.id.clone(), d)));
         Ok(connection)
@@ -38,7 +39,7 @@ impl QueryRoot {
     /// One device by id.
     #[graphql(guard = "ScopeGuard(Scope::Read)")]
     async fn device(&self, ctx: &Context<'_>, id: String) -> Result<Option<DeviceView>> {
-        Ok(db::get_device(&state(ctx).pool, &id).await?)
+        Ok(db::get_device(&state(ctx).pool, &state(ctx).plugins, &id).await?)
     }
 
     /// A capability's history between `from` and `to`, downsampled to `bucket` seconds if given.
@@ -65,5 +66,28 @@ impl QueryRoot {
     #[graphql(guard = "ScopeGuard(Scope::Read)")]
     async fn action_status(&self, ctx: &Context<'_>, id: String) -> Result<Option<ActionStatus>> {
         Ok(db::action_status(&state(ctx).pool, &id).await?)
+    }
+
+    /// A device's most recent action invocations and their status, newest first.
+    #[graphql(guard = "ScopeGuard(Scope::Read)")]
+    async fn device_actions(
+        &self,
+        ctx: &Context<'_>,
+        device_id: String,
+        #[graphql(default = 20)] first: i32,
+    ) -> Result<Vec<ActionStatus>> {
+        Ok(crate::actions::history::device_actions(&state(ctx).pool, &device_id, i64::from(first)).await?)
+    }
+
+    /// The audit trail of action decisions (who, what, when, outcome), newest first; `before`
+    /// pages to entries older than that id. Needs the `admin` scope.
+    #[graphql(guard = "ScopeGuard(Scope::Admin)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        before: Option<i64>,
+    ) -> Result<Vec<crate::actions::audit::AuditEntry>> {
+        Ok(crate::actions::audit::recent(&state(ctx).pool, i64::from(first), before).await?)
     }
 }

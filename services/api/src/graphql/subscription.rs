@@ -64,7 +64,7 @@ impl SubscriptionRoot {
             let (state, filter) = (state.clone(), filter.clone());
             async move {
                 let id = change.device?;
-                let device = db::get_device(&state.pool, &id).await.ok()??;
+                let device = db::get_device(&state.pool, &state.plugins, &id).await.ok()??;
                 matches(&device, &filter).then_some(device)
             }
         })
@@ -94,7 +94,7 @@ impl SubscriptionRoot {
                     if wanted.is_empty() {
                         return None;
                     }
-                    let device = db::get_device(&state.pool, &device_id).await.ok()??;
+                    let device = db::get_device(&state.pool, &state.plugins, &device_id).await.ok()??;
                     let updates: Vec<StateUpdate> = device
                         .capabilities
                         .into_iter()

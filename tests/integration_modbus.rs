@@ -1,0 +1,251 @@
+//! The `modbus` plugin against a real Modbus TCP server: pymodbus (PyPI), started here with a
+//! register layout holding an Eastron SDM630 (input registers, float32), a Carlo Gavazzi EM24
+//! (holding registers, INT32 low word first) and a custom boiler controller (a relay coil, a
+//! setpoint register, a signed temperature). The meters' values come back through GraphQL in
+//! catalog units, actions land in the server's coil and register (read back with pymodbus's own
+//! client), and a server restart with new values shows availability and reconnection.
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use harness::{Stack, StackOptions, free_port, repo_root};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const DEVICES: &str = "{ devices(first: 100) { edges { node { id name deviceClass manufacturer model online actions \
+                       capabilities { name value } } } } }";
+const SDM: &str = "modbus:sdm630";
+const EM24: &str = "modbus:em24";
+const BOILER: &str = "modbus:boiler";
+const GHOST: &str = "modbus:ghost";
+
+fn fixtures() -> PathBuf {
+    repo_root().join("tests/fixtures/modbus")
+}
+
+/// The pymodbus server, run with the `python3` of the test's PATH (the one pip installed into).
+struct Server {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    async fn start(port: u16, layout: &str) -> Server {
+        let child = Command::new("python3")
+            .arg(fixtures().join("server.py"))
+            .args(["--port", &port.to_string(), "--layout"])
+            .arg(fixtures().join(layout))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 with pymodbus (scripts/install.d/21-pymodbus.sh installs it)");
+        let mut server = Server { port, child: Some(child) };
+        for _ in 0..300 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return server;
+            }
+            if let Some(Ok(Some(status))) = server.child.as_mut().map(Child::try_wait) {
+                panic!("the pymodbus server exited with {status}; is pymodbus installed?");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the pymodbus server did not listen within 30 s");
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Reads a coil or holding registers back with pymodbus's client: `true`, `[225]`.
+    async fn read(&self, unit: u8, table: &str, address: u16) -> Value {
+        let output = Command::new("python3")
+            .arg(fixtures().join("client.py"))
+            .args(["--port", &self.port.to_string(), "--unit", &unit.to_string(), table, &address.to_string()])
+            .output()
+            .await
+            .expect("python3 client.py");
+        assert!(output.status.success(), "client.py failed: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).expect("JSON from client.py")
+    }
+}
+
+async fn devices(stack: &Stack) -> BTreeMap<String, Value> {
+    let data = stack.graphql(DEVICES, json!({})).await;
+    data["devices"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| (e["node"]["id"].as_str().unwrap_or_default().to_owned(), e["node"].clone()))
+        .collect()
+}
+
+fn number(node: Option<&Value>, capability: &str) -> Option<f64> {
+    node?["capabilities"].as_array()?.iter().find(|c| c["name"] == capability)?["value"].as_f64()
+}
+
+fn close(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() < 1e-6 * b.abs().max(1.0))
+}
+
+async fn until(stack: &Stack, what: &str, check: impl Fn(&BTreeMap<String, Value>) -> bool) -> BTreeMap<String, Value> {
+    stack
+        .eventually(what, Duration::from_secs(60), || async {
+            let now = devices(stack).await;
+            check(&now).then_some(now)
+        })
+        .await
+}
+
+async fn invoke_and_succeed(stack: &Stack, device: &str, action: &str, params: Value) {
+    let data = stack
+        .graphql(
+            "mutation($d: String!, $a: String!, $p: JSON) { invokeAction(deviceId: $d, action: $a, params: $p) { actionId } }",
+            json!({"d": device, "a": action, "p": params}),
+        )
+        .await;
+    let id = data["invokeAction"]["actionId"].as_str().unwrap().to_owned();
+    stack
+        .eventually("the action to succeed", Duration::from_secs(30), || async {
+            let data = stack
+                .graphql("query($id: String!) { actionStatus(id: $id) { status detail } }", json!({"id": id}))
+                .await;
+            assert_ne!(data["actionStatus"]["status"], "failed", "{action} failed: {data}");
+            (data["actionStatus"]["status"] == "succeeded").then_some(())
+        })
+        .await;
+}
+
+/// Nothing the plugin emitted was rejected, neither by the host (contract) nor by the mapper.
+async fn assert_nothing_rejected(stack: &Stack, plugin: &str) {
+    let url = format!("{}/metrics", stack.base);
+    let text = stack.http().get(url).bearer_auth(&stack.token).send().await.unwrap().text().await.unwrap();
+    let rejected: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("tessera_mapper_rejected_total") || l.starts_with("tessera_host_rejected_total"))
+        .filter(|l| l.contains(plugin))
+        .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0))
+        .collect();
+    assert!(rejected.is_empty(), "rejected observations: {rejected:?}");
+    let observed = text.lines().any(|l| {
+        l.starts_with("tessera_host_observations_total")
+            && l.contains(&format!("plugin=\"{plugin}\""))
+            && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0)
+    });
+    assert!(observed, "no observations of {plugin} counted in /metrics:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn energy_meters_and_a_relay_over_modbus_tcp() {
+    let port = free_port();
+    let mut server = Server::start(port, "layout.json").await;
+    let config = json!({"modbus": {
+        "poll_interval_ms": 500, "timeout_ms": 1000, "offline_after_failures": 1, "max_backoff_ms": 1000,
+        "devices": [
+            {"id": "sdm630", "name": "Main meter", "host": "127.0.0.1", "port": port, "unit_id": 1,
+             "profile": "eastron_sdm630"},
+            {"id": "em24", "name": "Heat pump meter", "host": "127.0.0.1", "port": port, "unit_id": 2,
+             "profile": "carlo_gavazzi_em24"},
+            {"id": "boiler", "name": "Boiler", "host": "127.0.0.1", "port": port, "unit_id": 3,
+             "device_class": "thermostat", "registers": [
+                {"name": "relay", "table": "coil", "address": 0, "capability": "switch", "writable": true},
+                {"name": "setpoint", "table": "holding", "address": 10, "type": "i16", "scale": 0.1, "unit": "Cel",
+                 "capability": "thermostat_setpoint", "writable": true},
+                {"name": "outdoor", "table": "input", "address": 0, "type": "i16", "scale": 0.1, "unit": "Cel",
+                 "capability": "temperature"},
+                {"name": "runtime", "table": "holding", "address": 20, "type": "u32", "word_order": "little",
+                 "unit": "s"}]},
+            // No unit 9 behind this "gateway": pymodbus answers exception 11 (target failed to respond).
+            {"id": "ghost", "host": "127.0.0.1", "port": port, "unit_id": 9, "profile": "eastron_sdm630"},
+        ],
+    }});
+    let mut stack = Stack::start(StackOptions {
+        plugins: vec![repo_root().join("plugins/modbus")],
+        plugin_config: Some(config.to_string()),
+        ..Default::default()
+    })
+    .await;
+
+    let found = until(&stack, "three Modbus devices with values", |d| {
+        close(number(d.get(SDM), "energy"), 1234.5)
+            && close(number(d.get(EM24), "energy"), 56789.0)
+            && number(d.get(BOILER), "thermostat_setpoint").is_some()
+    })
+    .await;
+    let ghost =
+        until(&stack, "the absent unit reported offline", |d| d.get(GHOST).is_some_and(|n| n["online"] == false)).await;
+    assert_eq!(ghost[SDM]["online"], true, "availability is per device");
+    let sdm = found.get(SDM);
+    assert_eq!(sdm.unwrap()["manufacturer"], "Eastron");
+    assert_eq!(sdm.unwrap()["deviceClass"], "power_meter");
+    assert!(close(number(sdm, "power"), 800.0));
+    assert!(close(number(sdm, "voltage"), 230.37), "float32 read as 230.37: {sdm:?}");
+    assert!(close(number(sdm, "current"), 4.0));
+    assert!(close(number(sdm, "power_factor"), 0.95));
+    assert!(close(number(sdm, "frequency"), 50.02));
+    let em24 = found.get(EM24);
+    assert_eq!(em24.unwrap()["model"], "EM24");
+    assert!(close(number(em24, "power"), 12345.6), "INT32 low word first, scaled by 0.1: {em24:?}");
+    assert!(close(number(em24, "voltage"), 231.4));
+    assert!(close(number(em24, "power_factor"), 0.987));
+    assert!(close(number(em24, "frequency"), 49.9));
+    let boiler = found.get(BOILER);
+    assert!(close(number(boiler, "temperature"), -5.5), "a signed register: {boiler:?}");
+    assert!(close(number(boiler, "thermostat_setpoint"), 21.5));
+    let actions = boiler.unwrap()["actions"].as_array().unwrap().clone();
+    for action in ["set_setpoint", "toggle", "turn_off", "turn_on"] {
+        assert!(actions.contains(&json!(action)), "boiler actions: {actions:?}");
+    }
+
+    // Writes land in the server's coil and holding register, and their effect comes back.
+    assert_eq!(server.read(3, "coil", 0).await, json!(false));
+    invoke_and_succeed(&stack, BOILER, "turn_on", json!(null)).await;
+    assert_eq!(server.read(3, "coil", 0).await, json!(true));
+    invoke_and_succeed(&stack, BOILER, "set_setpoint", json!({"temperature": 22.5})).await;
+    assert_eq!(server.read(3, "holding", 10).await, json!([225]));
+    until(&stack, "the relay on and the new setpoint", |d| {
+        let b = d.get(BOILER);
+        close(number(b, "thermostat_setpoint"), 22.5)
+            && b.and_then(|b| b["capabilities"].as_array().cloned())
+                .is_some_and(|c| c.iter().any(|c| c["name"] == "switch" && c["value"] == true))
+    })
+    .await;
+
+    // The server goes away: every device is reported offline; it comes back with new readings.
+    server.stop().await;
+    until(&stack, "every Modbus device offline", |d| {
+        [SDM, EM24, BOILER].iter().all(|id| d.get(*id).is_some_and(|n| n["online"] == false))
+    })
+    .await;
+    let mut server = Server::start(port, "layout_after_restart.json").await;
+    until(&stack, "the devices back online with the readings after the restart", |d| {
+        [SDM, EM24, BOILER].iter().all(|id| d.get(*id).is_some_and(|n| n["online"] == true))
+            && close(number(d.get(SDM), "power"), 900.0)
+            && close(number(d.get(SDM), "energy"), 1235.0)
+            && close(number(d.get(EM24), "power"), 15000.0)
+    })
+    .await;
+
+    assert_nothing_rejected(&stack, "modbus").await;
+    assert!(stack.stop().await, "tessera serve did not exit cleanly");
+    server.stop().await;
+}
+
+/// The plugin's own unit tests (data types, block planning, configuration errors).
+#[test]
+fn modbus_plugin_unit_tests_pass() {
+    let output = std::process::Command::new("/usr/bin/python3")
+        .args(["-m", "unittest", "discover", "-s", "tests", "-t", "tests"])
+        .current_dir(repo_root().join("plugins/modbus"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.contains("OK"), "plugin unit tests failed:\n{stderr}");
+}

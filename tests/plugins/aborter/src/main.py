@@ -1,0 +1,27 @@
+"""Aborts (SIGABRT) shortly after it starts streaming."""
+
+import os
+import sys
+
+# The SDK is one file; these test packages use it from the repository.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "plugins", "sdk-python"))
+
+from tessera_plugin import Plugin, run  # noqa: E402
+
+RECORD = "tessera.test.Reading"
+
+import threading
+import time
+
+
+class Aborter(Plugin):
+    def start(self):
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        time.sleep(0.3)
+        os.abort()
+
+
+if __name__ == "__main__":
+    run(Aborter())

@@ -1,0 +1,1 @@
+"""Never run: this package exists to be rejected by `tessera plugin check`."""
