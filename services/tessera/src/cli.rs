@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// Plugin configuration as JSON: `{"<plugin id>": {"<key>": <value>}}`.
     #[arg(long, env = "TESSERA_PLUGIN_CONFIG")]
     pub plugin_config: Option<String>,
+    /// JSON file of secrets per plugin, `{"<plugin id>": {"<name>": "<value>"}}`; a plugin receives
+    /// only the secrets its manifest declares, over the protocol.
+    #[arg(long, env = "TESSERA_PLUGIN_SECRETS")]
+    pub plugin_secrets: Option<PathBuf>,
     /// Turn off fsync in the embedded PostgreSQL (throwaway installations and tests only).
     #[arg(long, hide = true)]
     pub unsafe_fast_database: bool,
@@ -101,7 +105,7 @@ pub enum Role {
 pub struct RunArgs {
     /// The role to run.
     pub role: Role,
-    /// Log URL: `embedded:<dir>`.
+    /// Log URL: `embedded:<dir>` or `kafka://host:port[,host:port][?option=value]`.
     #[arg(long, env = "TESSERA_LOG_URL")]
     pub log_url: String,
     /// PostgreSQL URL (projector, api).
@@ -119,6 +123,24 @@ pub struct RunArgs {
     /// Topic prefix.
     #[arg(long, default_value = "tessera.", env = "TESSERA_TOPIC_PREFIX")]
     pub topic_prefix: String,
+    /// Mapper only: this instance's share of the raw partitions, `INDEX/COUNT` (e.g. `0/2` and `1/2`
+    /// for two mappers). Default: one instance maps every partition.
+    #[arg(long, env = "TESSERA_INSTANCE", value_parser = parse_instance)]
+    pub instance: Option<(u32, u32)>,
+    /// Plugin-host only: JSON file of secrets per plugin, `{"<plugin id>": {"<name>": "<value>"}}`.
+    #[arg(long, env = "TESSERA_PLUGIN_SECRETS")]
+    pub plugin_secrets: Option<PathBuf>,
+}
+
+/// Parses `INDEX/COUNT` with `INDEX < COUNT`.
+fn parse_instance(text: &str) -> Result<(u32, u32), String> {
+    let (index, count) = text.split_once('/').ok_or("expected INDEX/COUNT, e.g. 0/2")?;
+    let index: u32 = index.trim().parse().map_err(|_| format!("`{index}` is not a number"))?;
+    let count: u32 = count.trim().parse().map_err(|_| format!("`{count}` is not a number"))?;
+    if count == 0 || index >= count {
+        return Err(format!("instance {index}/{count}: INDEX must be below COUNT"));
+    }
+    Ok((index, count))
 }
 
 /// `plugin` subcommands.

@@ -30,8 +30,21 @@ pub struct Components {
     pub packages: Vec<PathBuf>,
     /// Operator configuration per plugin.
     pub plugin_config: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Secrets per plugin.
+    pub secrets: Secrets,
     /// Root of the plugins' state directories.
     pub state_dir: PathBuf,
+}
+
+/// Secrets per plugin id, by name.
+pub type Secrets = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>;
+
+/// Reads a secrets file (`{"<plugin id>": {"<name>": "<value>"}}`); none when no file is given.
+pub fn read_secrets(path: Option<&std::path::Path>) -> anyhow::Result<Secrets> {
+    let Some(path) = path else { return Ok(Secrets::new()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read secrets file {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON object of objects of strings", path.display()))
 }
 
 /// Opens the schema registry and the codec over `log`.
@@ -69,6 +82,7 @@ pub async fn spawn_all(
 
     let mut host = tessera_plugin_host::HostConfig::new(c.packages.clone(), c.state_dir.clone(), c.topics.clone());
     host.plugin_config = c.plugin_config.clone();
+    host.secrets = c.secrets.clone();
     supervise(
         &mut tasks,
         "plugin-host",
@@ -150,13 +164,20 @@ pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
     match args.role {
         Role::PluginHost => {
             serve_health(health(topics.commands(), None));
-            let config = tessera_plugin_host::HostConfig::new(packages, args.state_dir.clone(), topics);
+            let mut config = tessera_plugin_host::HostConfig::new(packages, args.state_dir.clone(), topics);
+            config.secrets = read_secrets(args.plugin_secrets.as_deref())?;
             tessera_plugin_host::run(config, log, codec, shutdown).await?;
         }
         Role::Mapper => {
             serve_health(health(topics.device_events(), None));
             let config = tessera_mapper::MapperConfig { packages, topics, group: "mapper".into() };
-            tessera_mapper::run(config, log, codec, shutdown).await?;
+            match args.instance {
+                Some((index, count)) => {
+                    let membership = tessera_mapper::StaticMembership { index, count };
+                    tessera_mapper::run_member(config, log, codec, &membership, shutdown).await?;
+                }
+                None => tessera_mapper::run(config, log, codec, shutdown).await?,
+            }
         }
         Role::Projector => {
             let pool = database().await?;

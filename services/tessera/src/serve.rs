@@ -85,7 +85,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let metrics = telemetry::init_metrics();
     let topics = Topics::new(&args.data.topic_prefix);
 
-    let log = tessera_log::open(&format!("embedded:{}", data_dir.join("log").display()))
+    // Plugins run as another user; the log is for the host only.
+    let log_dir = data_dir.join("log");
+    std::fs::create_dir_all(&log_dir)?;
+    std::fs::set_permissions(&log_dir, std::fs::Permissions::from_mode(0o700))?;
+    let log = tessera_log::open(&format!("embedded:{}", log_dir.display()))
         .await
         .context("cannot open the embedded log (is another `tessera serve` using this data directory?)")?;
     let (postgres, url) = match &args.data.database_url {
@@ -144,6 +148,7 @@ async fn run_all(
         metrics,
         packages: packages.clone(),
         plugin_config,
+        secrets: roles::read_secrets(args.plugin_secrets.as_deref())?,
         state_dir: data_dir.join("plugin-state"),
     };
     let tasks = roles::spawn_all(components, listener, shutdown.clone()).await?;
