@@ -651,7 +651,7 @@ async fn a_projector_killed_at_random_points_projects_exactly_what_a_rebuild_doe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_projectors_on_one_partition_never_apply_a_record_twice() {
     let seed = seed() ^ 0xF3AC;
-    let (events, lifecycles, expected) = generate(seed, 15_000);
+    let (events, lifecycles, expected) = generate(seed, 60_000);
     let dir = temp_dir("tessera-projector-fence-");
     let log_dir = dir.path().join("log");
     write_log(&log_dir, &events, &lifecycles).await;

@@ -214,12 +214,16 @@ impl Report {
     }
 }
 
-/// `p50 · p99 · p99.9 ms (n samples)`.
+/// `p50 · p99 · p99.9 ms (n samples)`, leaving out percentiles too few samples cannot resolve.
 fn percentiles(s: &Summary) -> String {
-    if s.samples == 0 {
-        return "no samples".into();
+    match s.samples {
+        0 => "no samples".into(),
+        1..100 => format!("p50 {:.1} · max {:.1} ms ({} samples)", s.p50_ms, s.max_ms, s.samples),
+        100..1000 => {
+            format!("p50 {:.1} · p99 {:.1} · max {:.1} ms ({} samples)", s.p50_ms, s.p99_ms, s.max_ms, s.samples)
+        }
+        _ => format!("p50 {:.1} · p99 {:.1} · p99.9 {:.1} ms ({} samples)", s.p50_ms, s.p99_ms, s.p999_ms, s.samples),
     }
-    format!("p50 {:.1} · p99 {:.1} · p99.9 {:.1} ms ({} samples)", s.p50_ms, s.p99_ms, s.p999_ms, s.samples)
 }
 
 /// A count with thousands separators.
@@ -256,6 +260,17 @@ mod tests {
             memory: Some(MemoryReport { peak_rss_kib: 204_800, at_rate_per_s: 12_345.6, baseline_idle_rss_kib: None }),
             errors: vec!["fanout: boom".into()],
         }
+    }
+
+    #[test]
+    fn leaves_out_percentiles_the_samples_cannot_resolve() {
+        let few = Summary { samples: 2, p50_ms: 5.0, p99_ms: 6.0, p999_ms: 6.0, max_ms: 6.0 };
+        assert_eq!(percentiles(&few), "p50 5.0 · max 6.0 ms (2 samples)");
+        let some = Summary { samples: 500, ..few.clone() };
+        assert_eq!(percentiles(&some), "p50 5.0 · p99 6.0 · max 6.0 ms (500 samples)");
+        let many = Summary { samples: 3000, ..few };
+        assert_eq!(percentiles(&many), "p50 5.0 · p99 6.0 · p99.9 6.0 ms (3000 samples)");
+        assert_eq!(percentiles(&Summary::default()), "no samples");
     }
 
     #[test]

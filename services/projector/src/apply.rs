@@ -42,20 +42,22 @@ impl Batch {
         if !self.notify {
             return Ok(());
         }
+        let mut payloads = Vec::with_capacity(self.changed.len() + self.plugins.len());
         for (device, (caps, kinds, offset)) in &self.changed {
             let payload = json!({"device": device, "capabilities": caps, "kinds": kinds, "offset": offset}).to_string();
             // pg_notify payloads are limited to 8000 bytes; fall back to device-only.
-            let payload = if payload.len() < 7900 {
+            payloads.push(if payload.len() < 7900 {
                 payload
             } else {
                 json!({"device": device, "kinds": kinds, "offset": offset}).to_string()
-            };
-            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(payload).execute(&mut *conn).await?;
+            });
         }
-        for plugin in &self.plugins {
-            sqlx::query("SELECT pg_notify($1, $2)")
+        payloads.extend(self.plugins.iter().map(|plugin| json!({"plugin": plugin}).to_string()));
+        if !payloads.is_empty() {
+            // One round trip for the whole batch, not one per device.
+            sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
                 .bind(CHANGES_CHANNEL)
-                .bind(json!({"plugin": plugin}).to_string())
+                .bind(payloads)
                 .execute(&mut *conn)
                 .await?;
         }

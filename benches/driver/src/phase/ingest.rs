@@ -35,6 +35,8 @@ pub struct IngestResult {
     pub slowest_10s_per_s: f64,
     /// See `slowest_10s_per_s`.
     pub fastest_10s_per_s: f64,
+    /// The rate of each 10-second stretch, in order.
+    pub per_10s: Vec<f64>,
     /// Observations the plugin-host accepted and appended per second (the offered load).
     pub host_accepted_per_s: f64,
     /// Raw records the mapper consumed per second.
@@ -125,6 +127,7 @@ pub async fn run(
         pipeline_per_s,
         slowest_10s_per_s: slowest,
         fastest_10s_per_s: fastest,
+        per_10s: stretches,
         host_accepted_per_s: (end.host - start.host) / seconds,
         mapper_per_s: (end.mapper - start.mapper) / seconds,
         backlog_start: start.backlog,

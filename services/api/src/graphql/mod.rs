@@ -144,6 +144,12 @@ async fn websocket(
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(MAX_BODY_BYTES)
         .max_frame_size(MAX_BODY_BYTES)
+        // Subscription traffic is small; the 128 KiB defaults made each idle connection cost
+        // ~150 KiB (see BENCHMARKS.md fan-out). Larger messages still grow the buffer as needed.
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        // Bound what a client that stops reading can make us hold.
+        .max_write_buffer_size(MAX_BODY_BYTES * 4)
         .on_upgrade(move |socket| ws::serve(socket, schema, protocol, legacy, state))
         .into_response()
 }
