@@ -13,6 +13,8 @@
 mod device_cache;
 mod error;
 pub mod group;
+#[cfg(feature = "kafka")]
+pub mod kafka_group;
 mod pool;
 mod worker;
 
@@ -27,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::MapperError;
 pub use group::{GroupMember, LocalGroup, Membership, StaticMembership, TopicPartition};
+#[cfg(feature = "kafka")]
+pub use kafka_group::{KafkaGroupError, KafkaMembership};
 
 /// Configuration of the mapper.
 #[derive(Debug, Clone)]

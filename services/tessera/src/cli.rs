@@ -130,6 +130,18 @@ pub struct RunArgs {
     /// Plugin-host only: JSON file of secrets per plugin, `{"<plugin id>": {"<name>": "<value>"}}`.
     #[arg(long, env = "TESSERA_PLUGIN_SECRETS")]
     pub plugin_secrets: Option<PathBuf>,
+    /// Mapper only: `kafka` divides the raw partitions among the running mappers through a Kafka
+    /// consumer group and moves a stopped or crashed instance's partitions to the others (needs a
+    /// `kafka://` log URL; overrides `--instance`).
+    #[arg(long, env = "TESSERA_GROUP_MEMBERSHIP", value_enum)]
+    pub group_membership: Option<GroupMembership>,
+}
+
+/// How instances of a role divide partitions among themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroupMembership {
+    /// A Kafka consumer group, with failover.
+    Kafka,
 }
 
 /// Parses `INDEX/COUNT` with `INDEX < COUNT`.

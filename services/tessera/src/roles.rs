@@ -172,6 +172,10 @@ pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
             serve_health(health(topics.device_events(), None));
             let config = tessera_mapper::MapperConfig { packages, topics, group: "mapper".into() };
             match args.instance {
+                _ if args.group_membership == Some(crate::cli::GroupMembership::Kafka) => {
+                    let membership = kafka_membership(&args.log_url, &format!("{}mapper.members", args.topic_prefix))?;
+                    tessera_mapper::run_member(config, log, codec, &membership, shutdown).await?;
+                }
                 Some((index, count)) => {
                     let membership = tessera_mapper::StaticMembership { index, count };
                     tessera_mapper::run_member(config, log, codec, &membership, shutdown).await?;
@@ -194,6 +198,27 @@ pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A Kafka consumer-group membership named `group` on the cluster of `log_url`, with the URL's
+/// librdkafka properties meant for consumers.
+#[cfg(feature = "kafka")]
+fn kafka_membership(log_url: &str, group: &str) -> anyhow::Result<tessera_mapper::KafkaMembership> {
+    let opts =
+        tessera_log::KafkaOptions::from_url(log_url).context("--group-membership kafka needs a kafka:// log URL")?;
+    let config: Vec<(String, String)> = opts
+        .client_config
+        .iter()
+        .filter(|(key, _)| !key.starts_with("producer."))
+        .map(|(key, value)| (key.strip_prefix("consumer.").unwrap_or(key).to_owned(), value.clone()))
+        .collect();
+    Ok(tessera_mapper::KafkaMembership::new(&opts.bootstrap_servers, group, &config)?)
+}
+
+/// Without the Kafka backend there is no Kafka membership.
+#[cfg(not(feature = "kafka"))]
+fn kafka_membership(_log_url: &str, _group: &str) -> anyhow::Result<tessera_mapper::StaticMembership> {
+    anyhow::bail!("--group-membership kafka needs tessera built with the `kafka` feature")
 }
 
 /// Resolves the database URL of a data directory: the flag, else the URL a running `serve` wrote.
