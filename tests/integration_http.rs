@@ -116,44 +116,6 @@ async fn until(stack: &Stack, what: &str, check: impl Fn(&BTreeMap<String, Value
         .await
 }
 
-async fn invoke_and_succeed(stack: &Stack, device: &str, action: &str, params: Value) {
-    let data = stack
-        .graphql(
-            "mutation($d: String!, $a: String!, $p: JSON) { invokeAction(deviceId: $d, action: $a, params: $p) { actionId } }",
-            json!({"d": device, "a": action, "p": params}),
-        )
-        .await;
-    let id = data["invokeAction"]["actionId"].as_str().unwrap().to_owned();
-    stack
-        .eventually("the action to succeed", Duration::from_secs(30), || async {
-            let data = stack
-                .graphql("query($id: String!) { actionStatus(id: $id) { status detail } }", json!({"id": id}))
-                .await;
-            assert_ne!(data["actionStatus"]["status"], "failed", "{action} failed: {data}");
-            (data["actionStatus"]["status"] == "succeeded").then_some(())
-        })
-        .await;
-}
-
-/// Nothing the plugin emitted was rejected, neither by the host (contract) nor by the mapper.
-async fn assert_nothing_rejected(stack: &Stack, plugin: &str) {
-    let url = format!("{}/metrics", stack.base);
-    let text = stack.http().get(url).bearer_auth(&stack.token).send().await.unwrap().text().await.unwrap();
-    let rejected: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("tessera_mapper_rejected_total") || l.starts_with("tessera_host_rejected_total"))
-        .filter(|l| l.contains(plugin))
-        .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0))
-        .collect();
-    assert!(rejected.is_empty(), "rejected observations: {rejected:?}");
-    let observed = text.lines().any(|l| {
-        l.starts_with("tessera_host_observations_total")
-            && l.contains(&format!("plugin=\"{plugin}\""))
-            && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0)
-    });
-    assert!(observed, "no observations of {plugin} counted in /metrics:\n{text}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shelly_gen2_devices_over_their_rpc_api() {
     let mut plug = Shelly::start("plus1pm").await;
@@ -200,15 +162,15 @@ async fn shelly_gen2_devices_over_their_rpc_api() {
     assert_eq!(found[NOWHERE]["online"], false);
 
     // Actions arrive as the RPC calls the devices document.
-    invoke_and_succeed(&stack, PLUG, "turn_on", json!(null)).await;
+    stack.invoke_and_succeed(PLUG, "turn_on", json!(null)).await;
     assert!(plug.requests().await.contains(&"Switch.Set?id=0&on=true".to_owned()), "{:?}", plug.requests().await);
     until(&stack, "the plug on and drawing power", |d| {
         value(d.get(PLUG), "switch") == Some(json!(true)) && close(value(d.get(PLUG), "power"), 63.2)
     })
     .await;
-    invoke_and_succeed(&stack, PLUG, "toggle", json!(null)).await;
+    stack.invoke_and_succeed(PLUG, "toggle", json!(null)).await;
     assert!(plug.requests().await.contains(&"Switch.Toggle?id=0".to_owned()));
-    invoke_and_succeed(&stack, DIMMER, "set_brightness", json!({"level": 75})).await;
+    stack.invoke_and_succeed(DIMMER, "set_brightness", json!({"level": 75})).await;
     assert!(dimmer.requests().await.contains(&"Light.Set?brightness=75&id=0&on=true".to_owned()));
     until(&stack, "the dimmer at 75 %", |d| close(value(d.get(DIMMER), "brightness"), 75.0)).await;
 
@@ -229,7 +191,7 @@ async fn shelly_gen2_devices_over_their_rpc_api() {
     })
     .await;
 
-    assert_nothing_rejected(&stack, "http").await;
+    stack.assert_nothing_rejected("http").await;
     assert!(stack.stop().await, "tessera serve did not exit cleanly");
     plug.stop().await;
 }

@@ -103,44 +103,6 @@ async fn until(stack: &Stack, what: &str, check: impl Fn(&BTreeMap<String, Value
         .await
 }
 
-async fn invoke_and_succeed(stack: &Stack, device: &str, action: &str, params: Value) {
-    let data = stack
-        .graphql(
-            "mutation($d: String!, $a: String!, $p: JSON) { invokeAction(deviceId: $d, action: $a, params: $p) { actionId } }",
-            json!({"d": device, "a": action, "p": params}),
-        )
-        .await;
-    let id = data["invokeAction"]["actionId"].as_str().unwrap().to_owned();
-    stack
-        .eventually("the action to succeed", Duration::from_secs(30), || async {
-            let data = stack
-                .graphql("query($id: String!) { actionStatus(id: $id) { status detail } }", json!({"id": id}))
-                .await;
-            assert_ne!(data["actionStatus"]["status"], "failed", "{action} failed: {data}");
-            (data["actionStatus"]["status"] == "succeeded").then_some(())
-        })
-        .await;
-}
-
-/// Nothing the plugin emitted was rejected, neither by the host (contract) nor by the mapper.
-async fn assert_nothing_rejected(stack: &Stack, plugin: &str) {
-    let url = format!("{}/metrics", stack.base);
-    let text = stack.http().get(url).bearer_auth(&stack.token).send().await.unwrap().text().await.unwrap();
-    let rejected: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("tessera_mapper_rejected_total") || l.starts_with("tessera_host_rejected_total"))
-        .filter(|l| l.contains(plugin))
-        .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0))
-        .collect();
-    assert!(rejected.is_empty(), "rejected observations: {rejected:?}");
-    let observed = text.lines().any(|l| {
-        l.starts_with("tessera_host_observations_total")
-            && l.contains(&format!("plugin=\"{plugin}\""))
-            && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0)
-    });
-    assert!(observed, "no observations of {plugin} counted in /metrics:\n{text}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn energy_meters_and_a_relay_over_modbus_tcp() {
     let port = free_port();
@@ -205,9 +167,9 @@ async fn energy_meters_and_a_relay_over_modbus_tcp() {
 
     // Writes land in the server's coil and holding register, and their effect comes back.
     assert_eq!(server.read(3, "coil", 0).await, json!(false));
-    invoke_and_succeed(&stack, BOILER, "turn_on", json!(null)).await;
+    stack.invoke_and_succeed(BOILER, "turn_on", json!(null)).await;
     assert_eq!(server.read(3, "coil", 0).await, json!(true));
-    invoke_and_succeed(&stack, BOILER, "set_setpoint", json!({"temperature": 22.5})).await;
+    stack.invoke_and_succeed(BOILER, "set_setpoint", json!({"temperature": 22.5})).await;
     assert_eq!(server.read(3, "holding", 10).await, json!([225]));
     until(&stack, "the relay on and the new setpoint", |d| {
         let b = d.get(BOILER);
@@ -232,7 +194,7 @@ async fn energy_meters_and_a_relay_over_modbus_tcp() {
     })
     .await;
 
-    assert_nothing_rejected(&stack, "modbus").await;
+    stack.assert_nothing_rejected("modbus").await;
     assert!(stack.stop().await, "tessera serve did not exit cleanly");
     server.stop().await;
 }

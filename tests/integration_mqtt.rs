@@ -254,25 +254,6 @@ async fn succeeded(stack: &Stack, action_id: &str) {
         .await;
 }
 
-/// Nothing the plugin emitted was rejected, neither by the host (contract) nor by the mapper.
-async fn assert_nothing_rejected(stack: &Stack, plugin: &str) {
-    let url = format!("{}/metrics", stack.base);
-    let text = stack.http().get(url).bearer_auth(&stack.token).send().await.unwrap().text().await.unwrap();
-    let rejected: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("tessera_mapper_rejected_total") || l.starts_with("tessera_host_rejected_total"))
-        .filter(|l| l.contains(plugin))
-        .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0))
-        .collect();
-    assert!(rejected.is_empty(), "rejected observations: {rejected:?}");
-    let observed = text.lines().any(|l| {
-        l.starts_with("tessera_host_observations_total")
-            && l.contains(&format!("plugin=\"{plugin}\""))
-            && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0)
-    });
-    assert!(observed, "no observations of {plugin} counted in /metrics:\n{text}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zigbee2mqtt_and_home_assistant_devices_through_mosquitto() {
     let mut broker = Broker::start().await;
@@ -387,7 +368,7 @@ async fn zigbee2mqtt_and_home_assistant_devices_through_mosquitto() {
     })
     .await;
 
-    assert_nothing_rejected(&stack, "mqtt").await;
+    stack.assert_nothing_rejected("mqtt").await;
     assert!(stack.stop().await, "tessera serve did not exit cleanly");
     broker.stop().await;
 }

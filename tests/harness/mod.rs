@@ -316,3 +316,45 @@ impl Stack {
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 }
+
+// ---- shared by the integration tests ------------------------------------------------------
+
+impl Stack {
+    /// Invokes an action as admin and waits until it has succeeded (panics if it fails).
+    pub async fn invoke_and_succeed(&self, device: &str, action: &str, params: Value) {
+        let data = self
+            .graphql(
+                "mutation($d: String!, $a: String!, $p: JSON) { invokeAction(deviceId: $d, action: $a, params: $p) { actionId } }",
+                json!({"d": device, "a": action, "p": params}),
+            )
+            .await;
+        let id = data["invokeAction"]["actionId"].as_str().unwrap().to_owned();
+        self.eventually("the action to succeed", Duration::from_secs(30), || async {
+            let data = self
+                .graphql("query($id: String!) { actionStatus(id: $id) { status detail } }", json!({"id": id}))
+                .await;
+            assert_ne!(data["actionStatus"]["status"], "failed", "{action} failed: {data}");
+            (data["actionStatus"]["status"] == "succeeded").then_some(())
+        })
+        .await;
+    }
+
+    /// Nothing the plugin emitted was rejected, neither by the host (contract) nor by the mapper.
+    pub async fn assert_nothing_rejected(&self, plugin: &str) {
+        let url = format!("{}/metrics", self.base);
+        let text = self.http().get(url).bearer_auth(&self.token).send().await.unwrap().text().await.unwrap();
+        let rejected: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("tessera_mapper_rejected_total") || l.starts_with("tessera_host_rejected_total"))
+            .filter(|l| l.contains(plugin))
+            .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0))
+            .collect();
+        assert!(rejected.is_empty(), "rejected observations: {rejected:?}");
+        let observed = text.lines().any(|l| {
+            l.starts_with("tessera_host_observations_total")
+                && l.contains(&format!("plugin=\"{plugin}\""))
+                && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v > 0.0)
+        });
+        assert!(observed, "no observations of {plugin} counted in /metrics:\n{text}");
+    }
+}
