@@ -12,7 +12,7 @@ use std::time::Duration;
 use mapper_support::{Bench, Mapper};
 use serde_json::json;
 use tessera_codec::registry::RegisteredSchema;
-use tessera_mapper::LocalGroup;
+use tessera_log::membership::LocalGroup;
 use tessera_model::package::Package;
 use tessera_model::{DeviceEvent, EventBody};
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use mapper_support::{Bench, latest_metadata, latest_states, messages};
 use serde_json::json;
 use tessera_codec::wire;
-use tessera_mapper::LocalGroup;
+use tessera_log::membership::LocalGroup;
 use tessera_model::{EventBody, StateValue};
 
 const PACKAGES: [&str; 3] = ["zigbee2mqtt", "ha-discovery", "modbus"];

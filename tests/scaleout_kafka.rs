@@ -1,9 +1,9 @@
 //! Scale-out on Kafka: every role runs as its own `tessera run <role>` process against a `tansu`
 //! broker and an external PostgreSQL: one plugin host (a fast simulator), two mappers sharing the
-//! raw partitions through a Kafka consumer group, two projectors (fenced by their offset row
-//! lock) and one API. While observations flow, one projector is SIGKILLed and one mapper is stopped
-//! with SIGTERM (a SIGKILLed mapper's partitions do not move on tansu 0.6.0, see below). The
-//! survivors take over every partition, and in the end every raw record became device events
+//! raw partitions and two projectors sharing the device-event and governance partitions, each pair
+//! through a Kafka consumer group, and one API. While observations flow, one mapper and one
+//! projector are SIGKILLed together. The survivors take over every partition of their role once
+//! the dead members' sessions expire, and in the end every raw record became device events
 //! (re-deliveries carry the same event id and bytes) and the projection holds exactly one
 //! state_history row per (event id, capability) of the log, none missing.
 
@@ -25,6 +25,8 @@ use tessera_model::EventBody;
 use tokio::process::{Child, Command};
 
 const PARTITIONS: u32 = 4;
+/// What the projectors divide: the device-event partitions and the one governance partition.
+const PROJECTED_PARTITIONS: u32 = PARTITIONS + 1;
 const METRICS_TOKEN: &str = "scaleout-metrics";
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -87,8 +89,10 @@ async fn wait_healthy(http: &reqwest::Client, role: &mut Role) {
     }
 }
 
-/// A mapper's `tessera_mapper_group_partitions_count` gauge (`None` until it is exported).
+/// How many partitions a mapper or projector works on: its `tessera_<role>_partitions_assigned_count`
+/// gauge (`None` until it is exported).
 async fn owned(http: &reqwest::Client, role: &Role) -> Option<u32> {
+    let gauge = format!("tessera_{}_partitions_assigned_count", role.name.split('-').next()?);
     let text = http
         .get(format!("http://127.0.0.1:{}/metrics", role.port))
         .bearer_auth(METRICS_TOKEN)
@@ -98,7 +102,7 @@ async fn owned(http: &reqwest::Client, role: &Role) -> Option<u32> {
         .text()
         .await
         .ok()?;
-    let line = text.lines().find(|l| l.starts_with("tessera_mapper_group_partitions_count"))?;
+    let line = text.lines().find(|l| l.starts_with(&gauge))?;
     line.split_whitespace().last()?.parse::<f64>().ok().map(|v| v as u32)
 }
 
@@ -225,7 +229,7 @@ async fn survivors_take_over_without_losing_or_doubling() {
     let state_dir = state_dir.to_str().expect("utf-8 path");
     let kafka = ["--log-url", log_url.as_str()];
     let mapper_args = [&kafka[..], &["mapper", "--plugins", &plugin, "--group-membership", "kafka"]].concat();
-    let projector_args = [&kafka[..], &["projector", "--database-url", &db]].concat();
+    let projector_args = [&kafka[..], &["projector", "--database-url", &db, "--group-membership", "kafka"]].concat();
 
     // The API first (it migrates the database), then the projectors one after the other.
     let mut api =
@@ -250,13 +254,18 @@ async fn survivors_take_over_without_losing_or_doubling() {
     );
     wait_healthy(&http, &mut host).await;
 
-    // The two mappers divide the raw partitions between them.
-    let split = eventually("both mappers own partitions, together all of them", WAIT, || async {
+    // Each pair divides its role's partitions.
+    let split = eventually("both mappers and both projectors own partitions, each pair all of them", WAIT, || async {
         let (a, b) = (owned(&http, &mappers[0]).await?, owned(&http, &mappers[1]).await?);
-        (a > 0 && b > 0 && a + b == PARTITIONS).then_some((a, b))
+        let (c, d) = (owned(&http, &projectors[0]).await?, owned(&http, &projectors[1]).await?);
+        let divided = a > 0 && b > 0 && a + b == PARTITIONS && c > 0 && d > 0 && c + d == PROJECTED_PARTITIONS;
+        divided.then_some([a, b, c, d])
     })
     .await;
-    eprintln!("partitions before the kill: mapper-0 {} mapper-1 {}", split.0, split.1);
+    eprintln!(
+        "partitions before the kill: mappers {} + {}, projectors {} + {}",
+        split[0], split[1], split[2], split[3]
+    );
 
     let pool = sqlx::PgPool::connect(&db).await.expect("connect");
     let before = eventually("observations reach the projection", WAIT, || async {
@@ -265,21 +274,22 @@ async fn survivors_take_over_without_losing_or_doubling() {
     })
     .await;
 
-    // Crash one projector (SIGKILL) and stop one mapper (SIGTERM: it commits, releases and leaves
-    // the group). A SIGKILLed mapper's partitions do not move on tansu 0.6.0: when a member's
-    // session expires, tansu drops it without starting a new generation with a new assignment, so
-    // the survivors keep their old shares (a broker bug; Kafka rebalances).
-    projectors[0].child.start_kill().expect("SIGKILL");
-    projectors[0].child.wait().await.expect("reap");
-    sigterm(&mappers[1]);
-    tokio::time::timeout(WAIT, mappers[1].child.wait()).await.expect("mapper stops").expect("wait");
-    eprintln!("killed projector-0 and stopped mapper-1 with {before} state rows projected");
+    // Crash one instance of each: no clean leave, no final commit. The group coordinator notices
+    // after the session timeout (6 s) and the survivors take over.
+    let killed = Instant::now();
+    for role in [&mut mappers[1], &mut projectors[0]] {
+        role.child.start_kill().expect("SIGKILL");
+        role.child.wait().await.expect("reap");
+    }
+    eprintln!("SIGKILLed mapper-1 and projector-0 with {before} state rows projected");
 
-    // The surviving mapper takes over every partition, and the surviving projector keeps going.
-    eventually("the surviving mapper owns every partition", WAIT, || async {
-        (owned(&http, &mappers[0]).await? == PARTITIONS).then_some(())
+    // The survivors take over every partition of their role, and projection goes on.
+    eventually("the survivors own every partition", WAIT, || async {
+        let (mapper, projector) = (owned(&http, &mappers[0]).await?, owned(&http, &projectors[1]).await?);
+        (mapper == PARTITIONS && projector == PROJECTED_PARTITIONS).then_some(())
     })
     .await;
+    eprintln!("partitions moved to the survivors {:.1?} after the kill", killed.elapsed());
     eventually("projection continues after the kill", WAIT, || async {
         (state_rows(&pool).await.len() >= before + 400).then_some(())
     })

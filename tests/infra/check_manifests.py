@@ -56,6 +56,10 @@ def check_kubernetes():
         check(hpa is not None, f"k8s: no HorizontalPodAutoscaler for {role}")
         if hpa:
             check(hpa["spec"]["maxReplicas"] <= PARTITIONS, f"k8s {role}: maxReplicas beyond the {PARTITIONS} partitions")
+        dep = deployments.get(f"tessera-{role}")
+        env = {e.get("name"): e.get("value") for e in (dep or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("env", [])}
+        check(env.get("TESSERA_GROUP_MEMBERSHIP") == "kafka",
+              f"k8s {role}: replicas must divide partitions through a Kafka group (TESSERA_GROUP_MEMBERSHIP=kafka)")
     check("tessera-plugin-host" not in hpas, "k8s: plugin-host must not autoscale (each plugin runs once)")
     services = [d for _, d in docs if d.get("kind") == "Service"]
     check(any(s["metadata"]["name"] == "tessera-api" for s in services), "k8s: no Service for the API")
@@ -76,6 +80,9 @@ def check_compose():
         check(service.get("command") == ["run", role], f"compose {role}: command must be ['run', '{role}']")
         env = service.get("environment", {})
         check(str(env.get("TESSERA_LOG_URL", "")).startswith("kafka://"), f"compose {role}: must use Kafka")
+        if role in ("mapper", "projector"):
+            check(env.get("TESSERA_GROUP_MEMBERSHIP") == "kafka",
+                  f"compose {role}: scaled instances must divide partitions through a Kafka group (TESSERA_GROUP_MEMBERSHIP=kafka)")
 
 
 def check_dockerfile():

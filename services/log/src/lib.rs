@@ -18,6 +18,7 @@ mod embedded;
 mod error;
 #[cfg(feature = "kafka")]
 mod kafka;
+pub mod membership;
 mod names;
 mod partitioner;
 
@@ -28,7 +29,7 @@ use async_trait::async_trait;
 pub use embedded::{EmbeddedLog, EmbeddedOptions, FsyncPolicy, MAX_RECORD_BYTES_LIMIT};
 pub use error::LogError;
 #[cfg(feature = "kafka")]
-pub use kafka::{KafkaLog, KafkaOptions, TopicCreator};
+pub use kafka::{KafkaLog, KafkaMembership, KafkaMembershipError, KafkaOptions, TopicCreator};
 pub use names::{MAX_NAME_LEN, validate_group_name, validate_topic_name};
 pub use partitioner::partition_for_key;
 

@@ -7,18 +7,15 @@
 //! compiled once, when the package loads) into the unified model, and either becomes device
 //! events or a `dlq` rejection naming the field and rule, before its offset is committed. Event
 //! ids derive from the source coordinates, so reprocessing after a crash yields the same events.
-//! Several mapper instances share the raw partitions through a consumer group ([`group`]): a
-//! partition changes owner only after its previous owner committed and released it.
+//! Several mapper instances share the raw partitions through a group
+//! ([`tessera_log::membership`]): a partition changes owner only after its previous owner
+//! committed and released it.
 
 mod device_cache;
 mod error;
-pub mod group;
-#[cfg(feature = "kafka")]
-pub mod kafka_group;
-mod pool;
 mod worker;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -28,9 +25,8 @@ use tessera_log::Log;
 use tokio_util::sync::CancellationToken;
 
 pub use error::MapperError;
-pub use group::{GroupMember, LocalGroup, Membership, StaticMembership, TopicPartition};
-#[cfg(feature = "kafka")]
-pub use kafka_group::{KafkaGroupError, KafkaMembership};
+use tessera_log::membership::{LocalGroup, Membership, PartitionPool, TopicPartition};
+use tessera_model::package::Package;
 
 /// Configuration of the mapper.
 #[derive(Debug, Clone)]
@@ -64,7 +60,7 @@ pub async fn run_member(
 ) -> Result<(), MapperError> {
     log.create_topic(&config.topics.device_events(), 1).await?;
     log.create_topic(&config.topics.dlq(), 1).await?;
-    let mut packages = pool::Packages::new();
+    let mut packages: HashMap<String, Arc<Package>> = HashMap::new();
     let mut wanted = BTreeSet::new();
     for dir in &config.packages {
         let files = tessera_plugin_host::package::read_files(dir).map_err(|e| MapperError::Package(e.to_string()))?;
@@ -84,5 +80,15 @@ pub async fn run_member(
         packages.insert(raw_topic, Arc::new(package));
     }
     let member = membership.join(wanted);
-    pool::Pool::new(config, log, codec, packages).run(member.as_ref(), shutdown).await
+    let start = |partition: &TopicPartition, stop: CancellationToken| {
+        let Some(package) = packages.get(&partition.0) else {
+            tracing::warn!(topic = %partition.0, "assigned a topic of no loaded package; releasing it");
+            return None;
+        };
+        let worker =
+            worker::Worker::new(package.clone(), partition.0.clone(), partition.1, &config, log.clone(), codec.clone());
+        Some(tokio::spawn(worker.run(stop)))
+    };
+    PartitionPool::new("mapper", start).run(member.as_ref(), shutdown).await;
+    Ok(())
 }

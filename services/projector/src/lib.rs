@@ -8,18 +8,24 @@
 //! and stores the new offset; so a crash at any point, a replay, or a second projector on the same
 //! partition never loses or doubles an effect. Rows derive only from events, so a rebuild from
 //! offset 0 (`rebuild`) yields identical tables.
+//! Several projector instances divide the partitions through a group
+//! ([`tessera_log::membership`], see [`run_member`]); the offset row lock stays the fence, so even
+//! two instances that both believe they own a partition (a member presumed dead that is not)
+//! cannot apply an effect twice.
 
 mod apply;
 mod error;
 mod rebuild;
 mod worker;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use sqlx::PgPool;
 use tessera_codec::Topics;
 use tessera_codec::messages::Codec;
 use tessera_log::Log;
+use tessera_log::membership::{LocalGroup, Membership, PartitionPool, TopicPartition};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ProjectorError;
@@ -64,7 +70,8 @@ pub async fn ensure_schema(pool: &PgPool, schema: &str) -> Result<(), ProjectorE
     Ok(())
 }
 
-/// Runs the projector until `shutdown` is cancelled.
+/// Runs the projector as the only member of its group (it projects every partition) until
+/// `shutdown` is cancelled.
 pub async fn run(
     config: ProjectorConfig,
     log: Arc<dyn Log>,
@@ -72,38 +79,45 @@ pub async fn run(
     pool: PgPool,
     shutdown: CancellationToken,
 ) -> Result<(), ProjectorError> {
+    run_member(config, log, codec, pool, &LocalGroup::new(), shutdown).await
+}
+
+/// Runs the projector as one member of a group joined through `membership`, projecting the
+/// partitions of `device-events` and `governance` the group assigns it, until `shutdown`. A worker
+/// that fails (the database went away) is started again after a short rest; a revoked partition is
+/// released once its worker's transaction ended.
+pub async fn run_member(
+    config: ProjectorConfig,
+    log: Arc<dyn Log>,
+    codec: Arc<Codec>,
+    pool: PgPool,
+    membership: &dyn Membership,
+    shutdown: CancellationToken,
+) -> Result<(), ProjectorError> {
     ensure_schema(&pool, &config.schema).await?;
     let events = config.topics.device_events();
     let governance = config.topics.governance();
-    log.create_topic(&events, 1).await?;
-    log.create_topic(&governance, 1).await?;
-    let mut tasks = tokio::task::JoinSet::new();
-    for (topic, kind) in [(events, worker::Kind::DeviceEvents), (governance, worker::Kind::Governance)] {
-        for partition in 0..log.partition_count(&topic).await? {
-            let w = worker::Worker {
-                topic: topic.clone(),
-                partition,
-                kind,
-                config: config.clone(),
-                log: log.clone(),
-                codec: codec.clone(),
-                pool: pool.clone(),
-            };
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move { w.run_until(shutdown, None).await });
+    let mut wanted = BTreeSet::new();
+    for topic in [&events, &governance] {
+        log.create_topic(topic, 1).await?;
+        for partition in 0..log.partition_count(topic).await? {
+            wanted.insert((topic.clone(), partition));
         }
     }
-    let mut result = Ok(());
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "projector worker stopped");
-                shutdown.cancel();
-                result = Err(e);
-            }
-            Err(e) => tracing::error!(error = %e, "projector worker panicked"),
-        }
-    }
-    result
+    let member = membership.join(wanted);
+    let start = |(topic, partition): &TopicPartition, stop: CancellationToken| {
+        let kind = if *topic == events { worker::Kind::DeviceEvents } else { worker::Kind::Governance };
+        let w = worker::Worker {
+            topic: topic.clone(),
+            partition: *partition,
+            kind,
+            config: config.clone(),
+            log: log.clone(),
+            codec: codec.clone(),
+            pool: pool.clone(),
+        };
+        Some(tokio::spawn(async move { w.run_until(stop, None).await }))
+    };
+    PartitionPool::new("projector", start).run(member.as_ref(), shutdown).await;
+    Ok(())
 }

@@ -123,16 +123,17 @@ pub struct RunArgs {
     /// Topic prefix.
     #[arg(long, default_value = "tessera.", env = "TESSERA_TOPIC_PREFIX")]
     pub topic_prefix: String,
-    /// Mapper only: this instance's share of the raw partitions, `INDEX/COUNT` (e.g. `0/2` and `1/2`
-    /// for two mappers). Default: one instance maps every partition.
+    /// Mapper and projector: this instance's fixed share of the partitions, `INDEX/COUNT` (e.g.
+    /// `0/2` and `1/2` for two mappers). Default: one instance works on every partition.
     #[arg(long, env = "TESSERA_INSTANCE", value_parser = parse_instance)]
     pub instance: Option<(u32, u32)>,
     /// Plugin-host only: JSON file of secrets per plugin, `{"<plugin id>": {"<name>": "<value>"}}`.
     #[arg(long, env = "TESSERA_PLUGIN_SECRETS")]
     pub plugin_secrets: Option<PathBuf>,
-    /// Mapper only: `kafka` divides the raw partitions among the running mappers through a Kafka
-    /// consumer group and moves a stopped or crashed instance's partitions to the others (needs a
-    /// `kafka://` log URL; overrides `--instance`).
+    /// Mapper and projector: `kafka` divides the partitions among the running instances of the
+    /// role through a Kafka consumer group (`<prefix>mapper.members`, `<prefix>projector.members`)
+    /// and moves a stopped or crashed instance's partitions to the others (needs a `kafka://` log
+    /// URL; overrides `--instance`).
     #[arg(long, env = "TESSERA_GROUP_MEMBERSHIP", value_enum)]
     pub group_membership: Option<GroupMembership>,
 }

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use tessera_codec::messages::Codec;
 use tessera_codec::{SchemaRegistry, Topics};
 use tessera_log::Log;
+use tessera_log::membership::StaticMembership;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -177,7 +178,7 @@ pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
                     tessera_mapper::run_member(config, log, codec, &membership, shutdown).await?;
                 }
                 Some((index, count)) => {
-                    let membership = tessera_mapper::StaticMembership { index, count };
+                    let membership = StaticMembership { index, count };
                     tessera_mapper::run_member(config, log, codec, &membership, shutdown).await?;
                 }
                 None => tessera_mapper::run(config, log, codec, shutdown).await?,
@@ -186,8 +187,19 @@ pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
         Role::Projector => {
             let pool = database().await?;
             serve_health(health(topics.device_events(), Some(pool.clone())));
-            tessera_projector::run(tessera_projector::ProjectorConfig::live(topics), log, codec, pool, shutdown)
-                .await?;
+            let config = tessera_projector::ProjectorConfig::live(topics);
+            match args.instance {
+                _ if args.group_membership == Some(crate::cli::GroupMembership::Kafka) => {
+                    let group = format!("{}projector.members", args.topic_prefix);
+                    let membership = kafka_membership(&args.log_url, &group)?;
+                    tessera_projector::run_member(config, log, codec, pool, &membership, shutdown).await?;
+                }
+                Some((index, count)) => {
+                    let membership = StaticMembership { index, count };
+                    tessera_projector::run_member(config, log, codec, pool, &membership, shutdown).await?;
+                }
+                None => tessera_projector::run(config, log, codec, pool, shutdown).await?,
+            }
         }
         Role::Api => {
             let pool = database().await?;
@@ -203,7 +215,7 @@ pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// A Kafka consumer-group membership named `group` on the cluster of `log_url`, with the URL's
 /// librdkafka properties meant for consumers.
 #[cfg(feature = "kafka")]
-fn kafka_membership(log_url: &str, group: &str) -> anyhow::Result<tessera_mapper::KafkaMembership> {
+fn kafka_membership(log_url: &str, group: &str) -> anyhow::Result<tessera_log::KafkaMembership> {
     let opts =
         tessera_log::KafkaOptions::from_url(log_url).context("--group-membership kafka needs a kafka:// log URL")?;
     let config: Vec<(String, String)> = opts
@@ -212,12 +224,12 @@ fn kafka_membership(log_url: &str, group: &str) -> anyhow::Result<tessera_mapper
         .filter(|(key, _)| !key.starts_with("producer."))
         .map(|(key, value)| (key.strip_prefix("consumer.").unwrap_or(key).to_owned(), value.clone()))
         .collect();
-    Ok(tessera_mapper::KafkaMembership::new(&opts.bootstrap_servers, group, &config)?)
+    Ok(tessera_log::KafkaMembership::new(&opts.bootstrap_servers, group, &config)?)
 }
 
 /// Without the Kafka backend there is no Kafka membership.
 #[cfg(not(feature = "kafka"))]
-fn kafka_membership(_log_url: &str, _group: &str) -> anyhow::Result<tessera_mapper::StaticMembership> {
+fn kafka_membership(_log_url: &str, _group: &str) -> anyhow::Result<StaticMembership> {
     anyhow::bail!("--group-membership kafka needs tessera built with the `kafka` feature")
 }
 

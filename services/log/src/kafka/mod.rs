@@ -25,6 +25,7 @@ mod cluster;
 mod context;
 mod cursors;
 mod groups;
+mod membership;
 mod options;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
 pub use self::cluster::TopicCreator;
+pub use self::membership::{KafkaMembership, KafkaMembershipError};
 pub use self::options::KafkaOptions;
 
 use self::cluster::{Cluster, kafka_error};

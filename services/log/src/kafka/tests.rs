@@ -12,8 +12,8 @@ use crate::contract;
 
 /// A mock cluster owned by its own thread (it is not `Send`); topics are created by asking that
 /// thread, because the mock broker does not implement the CreateTopics API.
-struct Mock {
-    bootstrap: String,
+pub(crate) struct Mock {
+    pub(crate) bootstrap: String,
     requests: mpsc::Sender<MockRequest>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -24,7 +24,7 @@ enum MockRequest {
 }
 
 impl Mock {
-    fn start(brokers: i32) -> Mock {
+    pub(crate) fn start(brokers: i32) -> Mock {
         let (requests, inbox) = mpsc::channel::<MockRequest>();
         let (ready, bootstrap) = mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -67,7 +67,7 @@ impl Drop for Mock {
 
 /// The mock broker answers a fetch only after its full wait time even when data arrives meanwhile
 /// (Kafka answers at once), so tailing tests shorten that wait.
-async fn open_mock(mock: &Mock) -> Arc<KafkaLog> {
+pub(crate) async fn open_mock(mock: &Mock) -> Arc<KafkaLog> {
     let log = KafkaLog::open(
         KafkaOptions::from_url(&format!("kafka://{}?consumer.fetch.wait.max.ms=20", mock.bootstrap)).unwrap(),
     )
@@ -115,13 +115,13 @@ async fn unreachable_cluster_fails_to_open() {
 }
 
 /// A `tansu` broker process with in-memory storage on a free loopback port; killed on drop.
-struct Tansu {
+pub(crate) struct Tansu {
     child: std::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Tansu {
-    fn start() -> Tansu {
+    pub(crate) fn start() -> Tansu {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = std::process::Command::new("tansu")
@@ -147,7 +147,7 @@ impl Tansu {
     /// fetch from an offset inside a batch skips that batch. One record per batch
     /// (`batch.num.messages=1`, a plain producer setting) keeps every offset a batch boundary,
     /// which tansu handles correctly; Kafka and the mock cluster need no such setting.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("kafka://127.0.0.1:{}?producer.batch.num.messages=1", self.port)
     }
 }

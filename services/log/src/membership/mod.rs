@@ -1,17 +1,22 @@
-//! Consumer-group membership: which mapper instance maps which raw partition.
+//! Group membership: which instance of a role (mapper, projector) works on which partition.
 //!
-//! Each partition of a raw topic is mapped by exactly one member of the group at a time. When the
-//! group changes, a partition moves only after its previous owner has *released* it: the owner
-//! stops its worker, which finishes its batch and commits the offset, and only then may another
-//! member start from that offset. Nothing is mapped twice by two live owners, and nothing is
-//! skipped; a member that dies without releasing leaves at most one uncommitted batch, which the
-//! next owner maps again with the same deterministic event ids.
+//! Each partition is worked on by exactly one member of the group at a time. When the group
+//! changes, a partition moves only after its previous owner has *released* it: the owner stops its
+//! worker, which finishes its batch and commits its offset, and only then may another member start
+//! from that offset. Nothing is processed twice by two live owners, and nothing is skipped; a
+//! member that dies without releasing leaves at most one uncommitted batch, which the next owner
+//! processes again (the roles make that idempotent: deterministic event ids, offset-fenced
+//! projection).
 //!
 //! [`LocalGroup`] coordinates members in one process (what the embedded log, which has a single
 //! writer process, can offer). [`StaticMembership`] splits partitions among processes by a fixed
-//! instance number. A log with a group protocol of its own (Kafka) implements [`Membership`] by
-//! turning its assignments into the member's `assignment` channel and acknowledging revocations
-//! through [`GroupMember::release`] (committing in its revoke callback); see `schemas/mapping.md`.
+//! instance number. `KafkaMembership` (feature `kafka`) turns a Kafka consumer group's
+//! assignments into the member's `assignment` channel and holds each revocation until the
+//! partition is released. [`PartitionPool`] runs a member's workers.
+
+mod pool;
+
+pub use pool::{PartitionPool, WorkerTask};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,7 +26,7 @@ use tokio::sync::watch;
 /// A partition of a topic: `(topic, partition)`.
 pub type TopicPartition = (String, u32);
 
-/// One mapper instance's membership in its group.
+/// One instance's membership in its group.
 pub trait GroupMember: Send + Sync {
     /// The partitions this member owns now; it changes when the group rebalances.
     fn assignment(&self) -> watch::Receiver<BTreeSet<TopicPartition>>;
