@@ -220,14 +220,14 @@ async fn survivors_take_over_without_losing_or_doubling() {
     let topics = Topics::new("tessera.");
     let log = tessera_log::open(&log_url).await.expect("open the Kafka log");
     let raw = topics.raw("simulator");
-    log.create_topic(&raw, PARTITIONS).await.expect("raw topic");
-    log.create_topic(&topics.device_events(), PARTITIONS).await.expect("device-events topic");
 
     let plugin = fast_simulator(dir.path());
     let plugin = plugin.to_str().expect("utf-8 path").to_owned();
     let state_dir = dir.path().join("state");
     let state_dir = state_dir.to_str().expect("utf-8 path");
-    let kafka = ["--log-url", log_url.as_str()];
+    // Every role creates the data topics it needs with `--partitions`.
+    let partitions = PARTITIONS.to_string();
+    let kafka = ["--log-url", log_url.as_str(), "--partitions", partitions.as_str()];
     let mapper_args = [&kafka[..], &["mapper", "--plugins", &plugin, "--group-membership", "kafka"]].concat();
     let projector_args = [&kafka[..], &["projector", "--database-url", &db, "--group-membership", "kafka"]].concat();
 

@@ -2,7 +2,8 @@
 
 No Docker engine or cluster is available in CI, so this checks structure and invariants: every
 role exists, runs `tessera run <role>`, probes /readyz and /healthz, runs as non-root, scales
-mapper and projector no further than the partition count, and the image builds as non-root.
+mapper and projector no further than the partition count the roles create data topics with
+(TESSERA_PARTITIONS), and the image builds as non-root.
 Exits non-zero with one line per problem.
 """
 
@@ -13,7 +14,6 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "infra"
 ROLES = ["plugin-host", "mapper", "projector", "api"]
-PARTITIONS = 6
 problems = []
 
 
@@ -33,6 +33,9 @@ def k8s_documents():
 
 def check_kubernetes():
     docs = k8s_documents()
+    config = next((d for _, d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "tessera"), {})
+    partitions = int(config.get("data", {}).get("TESSERA_PARTITIONS", "1"))
+    check(partitions > 1, "k8s: the tessera ConfigMap must set TESSERA_PARTITIONS > 1, or scaling has nothing to divide")
     for name, doc in docs:
         for key in ("apiVersion", "kind", "metadata"):
             check(key in doc, f"{name}: {doc.get('kind')} lacks {key}")
@@ -55,7 +58,7 @@ def check_kubernetes():
         hpa = hpas.get(f"tessera-{role}")
         check(hpa is not None, f"k8s: no HorizontalPodAutoscaler for {role}")
         if hpa:
-            check(hpa["spec"]["maxReplicas"] <= PARTITIONS, f"k8s {role}: maxReplicas beyond the {PARTITIONS} partitions")
+            check(hpa["spec"]["maxReplicas"] <= partitions, f"k8s {role}: maxReplicas beyond the {partitions} partitions")
         dep = deployments.get(f"tessera-{role}")
         env = {e.get("name"): e.get("value") for e in (dep or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("env", [])}
         check(env.get("TESSERA_GROUP_MEMBERSHIP") == "kafka",
@@ -80,6 +83,7 @@ def check_compose():
         check(service.get("command") == ["run", role], f"compose {role}: command must be ['run', '{role}']")
         env = service.get("environment", {})
         check(str(env.get("TESSERA_LOG_URL", "")).startswith("kafka://"), f"compose {role}: must use Kafka")
+        check(int(env.get("TESSERA_PARTITIONS", "1")) > 1, f"compose {role}: TESSERA_PARTITIONS must be > 1 to scale")
         if role in ("mapper", "projector"):
             check(env.get("TESSERA_GROUP_MEMBERSHIP") == "kafka",
                   f"compose {role}: scaled instances must divide partitions through a Kafka group (TESSERA_GROUP_MEMBERSHIP=kafka)")

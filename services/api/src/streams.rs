@@ -134,8 +134,16 @@ pub async fn replay(
                 }
             }
             if !any {
-                let next = c.next.first().copied().unwrap_or(0);
-                let _ = c.state.log.wait_for(&c.topic, 0, next, DEFAULT_POLL_WAIT).await;
+                // Tail: wake as soon as any partition has a record past its cursor.
+                let waits = c.next.iter().enumerate().map(|(partition, next)| {
+                    Box::pin(c.state.log.wait_for(&c.topic, partition as u32, *next, DEFAULT_POLL_WAIT))
+                });
+                let waits: Vec<_> = waits.collect();
+                if waits.is_empty() {
+                    tokio::time::sleep(DEFAULT_POLL_WAIT).await;
+                } else {
+                    let _ = futures::future::select_all(waits).await;
+                }
             }
         }
     }))

@@ -58,8 +58,9 @@ pub async fn run_member(
     membership: &dyn Membership,
     shutdown: CancellationToken,
 ) -> Result<(), MapperError> {
-    log.create_topic(&config.topics.device_events(), 1).await?;
-    log.create_topic(&config.topics.dlq(), 1).await?;
+    for topic in [config.topics.device_events(), config.topics.dlq()] {
+        log.create_topic(&topic, config.topics.partitions_for(&topic)).await?;
+    }
     let mut packages: HashMap<String, Arc<Package>> = HashMap::new();
     let mut wanted = BTreeSet::new();
     for dir in &config.packages {
@@ -73,7 +74,7 @@ pub async fn run_member(
             }
         };
         let raw_topic = config.topics.raw(&package.manifest.id);
-        log.create_topic(&raw_topic, 1).await?;
+        log.create_topic(&raw_topic, config.topics.partitions_for(&raw_topic)).await?;
         for partition in 0..log.partition_count(&raw_topic).await? {
             wanted.insert((raw_topic.clone(), partition));
         }

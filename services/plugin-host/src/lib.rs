@@ -86,7 +86,7 @@ pub async fn run(
     for topic in
         [config.topics.governance(), config.topics.dlq(), config.topics.commands(), config.topics.device_events()]
     {
-        log.create_topic(&topic, 1).await?;
+        log.create_topic(&topic, config.topics.partitions_for(&topic)).await?;
     }
     let mut routes = BTreeMap::new();
     let mut tasks = tokio::task::JoinSet::new();

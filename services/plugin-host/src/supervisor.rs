@@ -104,7 +104,7 @@ impl Supervisor {
         let id = package.manifest.id.clone();
         let version = package.manifest.version.clone();
         let raw_topic = config.topics.raw(&id);
-        log.create_topic(&raw_topic, 1).await?;
+        log.create_topic(&raw_topic, config.topics.partitions_for(&raw_topic)).await?;
         let envelope_text = envelope_schema_text(&id, &package.contract_texts);
         let subject = format!("{raw_topic}-value");
         let envelope_schema = apache_avro::Schema::parse_str(&envelope_text)

@@ -99,7 +99,7 @@ pub async fn run_member(
     let governance = config.topics.governance();
     let mut wanted = BTreeSet::new();
     for topic in [&events, &governance] {
-        log.create_topic(topic, 1).await?;
+        log.create_topic(topic, config.topics.partitions_for(topic)).await?;
         for partition in 0..log.partition_count(topic).await? {
             wanted.insert((topic.clone(), partition));
         }

@@ -37,7 +37,7 @@ pub async fn rebuild(
     let config = ProjectorConfig { topics: topics.clone(), schema: REBUILD_SCHEMA.to_owned(), notify: false };
     let mut records = 0;
     for (topic, kind) in [(topics.device_events(), Kind::DeviceEvents), (topics.governance(), Kind::Governance)] {
-        log.create_topic(&topic, 1).await?;
+        log.create_topic(&topic, topics.partitions_for(&topic)).await?;
         for partition in 0..log.partition_count(&topic).await? {
             let end = log.end_offset(&topic, partition).await?;
             records += end;

@@ -123,6 +123,10 @@ pub struct RunArgs {
     /// Topic prefix.
     #[arg(long, default_value = "tessera.", env = "TESSERA_TOPIC_PREFIX")]
     pub topic_prefix: String,
+    /// Partitions of the data topics (`raw.*`, `device-events`) when this role creates them: how
+    /// many mapper and projector instances can share the work. Topics that exist keep theirs.
+    #[arg(long, default_value_t = 1, env = "TESSERA_PARTITIONS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub partitions: u32,
     /// Mapper and projector: this instance's fixed share of the partitions, `INDEX/COUNT` (e.g.
     /// `0/2` and `1/2` for two mappers). Default: one instance works on every partition.
     #[arg(long, env = "TESSERA_INSTANCE", value_parser = parse_instance)]

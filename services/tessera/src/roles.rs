@@ -131,7 +131,7 @@ pub async fn join_all(mut tasks: JoinSet<()>, limit: Duration) {
 /// `tessera run <role>`.
 pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
     let metrics = telemetry::init_metrics();
-    let topics = Topics::new(&args.topic_prefix);
+    let topics = Topics::new(&args.topic_prefix).with_partitions(args.partitions);
     let log = tessera_log::open(&args.log_url).await.with_context(|| format!("cannot open log {}", args.log_url))?;
     let codec = open_codec(log.clone(), &topics).await?;
     let packages = serve::expand_packages(&args.plugins);
