@@ -155,12 +155,17 @@ fn fast_simulator(dir: &Path) -> std::path::PathBuf {
     target
 }
 
-/// Every device event in the log by event id, each with the encoded bytes of every copy.
-async fn events(log: &dyn Log, codec: &Codec, topics: &Topics) -> BTreeMap<String, (Vec<Vec<u8>>, EventBody)> {
-    let mut out: BTreeMap<String, (Vec<Vec<u8>>, EventBody)> = BTreeMap::new();
+/// A device event's copies in the log (their encoded bytes), its body and its device.
+type Copies = (Vec<Vec<u8>>, EventBody, String);
+
+/// Every device event in the log by event id.
+async fn events(log: &dyn Log, codec: &Codec, topics: &Topics) -> BTreeMap<String, Copies> {
+    let mut out: BTreeMap<String, Copies> = BTreeMap::new();
     for record in tessera_log::read_all(log, &topics.device_events(), 0).await.expect("read device events") {
         let event = codec.decode_event(&record.value).await.expect("decode event");
-        let entry = out.entry(event.event_id.clone()).or_insert_with(|| (Vec::new(), event.body.clone()));
+        let entry = out
+            .entry(event.event_id.clone())
+            .or_insert_with(|| (Vec::new(), event.body.clone(), event.device_id.clone()));
         entry.0.push(record.value.clone());
     }
     out
@@ -309,13 +314,13 @@ async fn survivors_take_over_without_losing_or_doubling() {
     })
     .await;
     let mut redelivered = 0;
-    for (id, (copies, _)) in &all_events {
+    for (id, (copies, _, _)) in &all_events {
         assert!(copies.iter().all(|c| c == &copies[0]), "event {id} was produced with different contents");
         redelivered += copies.len() - 1;
     }
     let expected: BTreeSet<(String, String)> = all_events
         .iter()
-        .flat_map(|(id, (_, body))| match body {
+        .flat_map(|(id, (_, body, _))| match body {
             EventBody::StateReported { states } => states.iter().map(|s| (id.clone(), s.capability.clone())).collect(),
             _ => Vec::new(),
         })
@@ -329,6 +334,35 @@ async fn survivors_take_over_without_losing_or_doubling() {
     assert!(doubled.is_empty(), "state rows stored more than once: {doubled:?}");
     let unexpected: Vec<_> = rows.keys().filter(|k| !expected.contains(*k)).collect();
     assert!(unexpected.is_empty(), "state rows without an event in the log: {unexpected:?}");
+    // The one API serves what the surviving projector wrote: every simulated device, online.
+    let token = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["token", "create", "--name", "scaleout", "--scope", "read", "--database-url", &db])
+        .output()
+        .expect("tessera token create");
+    assert!(token.status.success(), "token create: {}", String::from_utf8_lossy(&token.stderr));
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
+    let devices: BTreeSet<String> = all_events
+        .values()
+        .filter_map(|(_, body, device)| matches!(body, EventBody::Upserted(_)).then(|| device.clone()))
+        .collect();
+    let served: serde_json::Value = http
+        .post(format!("http://127.0.0.1:{}/graphql", api.port))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"query": "{ devices(first: 100) { edges { node { id online } } } }"}))
+        .send()
+        .await
+        .expect("GraphQL request")
+        .json()
+        .await
+        .expect("GraphQL JSON");
+    let served: BTreeSet<String> = served["data"]["devices"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|edge| edge["node"]["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!devices.is_empty() && served == devices, "the API serves {served:?}, the log upserted {devices:?}");
+
     eprintln!(
         "{} raw records, {} event ids ({redelivered} re-deliveries of the same id), {} state rows, in {:.1?}",
         coordinates.len(),
