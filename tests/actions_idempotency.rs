@@ -1,6 +1,6 @@
 //! Idempotency keys end to end, against the demo simulator's light: a repeated key returns the
 //! original invocation and never actuates twice (also when the repeats race each other), a key
-//! reused for another request is refused, and keys are per caller.
+//! reused for another request is refused, keys are per caller, and a key is forgotten after a day.
 
 mod harness;
 
@@ -116,6 +116,23 @@ async fn a_repeated_idempotency_key_never_actuates_twice() {
     let entries = audit["auditLog"].as_array().cloned().unwrap_or_default();
     let replays = entries.iter().filter(|e| e["outcome"] == "replayed").count();
     assert_eq!(replays, 1 + 5, "one replay of the toggle and five of the race: {entries:?}");
+
+    // A key is remembered for a day: once older, the sweeper forgets it and it is free again.
+    let url = std::fs::read_to_string(stack.data_dir().join("database.url")).expect("database.url");
+    let pool = sqlx::PgPool::connect(url.trim()).await.expect("connect");
+    sqlx::query("UPDATE action_idempotency SET created_at = now() - interval '25 hours' WHERE action_id = $1")
+        .bind(ids[0])
+        .execute(&pool)
+        .await
+        .expect("age the key");
+    let forgotten =
+        tessera_api::idempotency::purge_expired(&pool, tessera_api::idempotency::KEY_RETENTION).await.expect("purge");
+    assert_eq!(forgotten, 1, "only the aged key is forgotten");
+    let renewed = invoke(&stack, &admin, "set_brightness", json!({"level": 43}), "race").await;
+    let renewed = &renewed["data"]["invokeAction"];
+    assert_eq!(renewed["replayed"], false, "{renewed}");
+    assert_ne!(renewed["actionId"], ids[0]);
+    pool.close().await;
 
     assert!(stack.stop().await, "tessera serve did not exit cleanly");
 }

@@ -343,7 +343,8 @@ async fn survivors_take_over_without_losing_or_doubling() {
     let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
     let devices: BTreeSet<String> = all_events
         .values()
-        .filter_map(|(_, body, device)| matches!(body, EventBody::Upserted(_)).then(|| device.clone()))
+        .filter(|(_, body, _)| matches!(body, EventBody::Upserted(_)))
+        .map(|(_, _, device)| device.clone())
         .collect();
     let served: serde_json::Value = http
         .post(format!("http://127.0.0.1:{}/graphql", api.port))

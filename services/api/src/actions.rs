@@ -11,7 +11,7 @@
 
 pub mod audit;
 pub mod history;
-mod idempotency;
+pub mod idempotency;
 mod params;
 
 use serde::{Deserialize, Serialize};

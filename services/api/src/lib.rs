@@ -10,6 +10,9 @@
 //! scope; every request is bounded in size, depth and page size.
 
 mod actions;
+
+/// Idempotency keys of action invocations: how long they are remembered and their sweeper.
+pub use actions::idempotency;
 pub mod auth;
 mod changes;
 mod dashboard;
@@ -81,6 +84,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), ApiError> {
     changes::spawn_listener(state.clone(), shutdown.clone());
+    actions::idempotency::spawn_sweeper(state.pool.clone(), shutdown.clone());
     let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

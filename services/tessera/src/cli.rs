@@ -134,6 +134,9 @@ pub struct RunArgs {
     /// Plugin-host only: JSON file of secrets per plugin, `{"<plugin id>": {"<name>": "<value>"}}`.
     #[arg(long, env = "TESSERA_PLUGIN_SECRETS")]
     pub plugin_secrets: Option<PathBuf>,
+    /// Plugin-host only: plugin configuration as JSON, `{"<plugin id>": {"<key>": <value>}}`.
+    #[arg(long, env = "TESSERA_PLUGIN_CONFIG")]
+    pub plugin_config: Option<String>,
     /// Mapper and projector: `kafka` divides the partitions among the running instances of the
     /// role through a Kafka consumer group (`<prefix>mapper.members`, `<prefix>projector.members`)
     /// and moves a stopped or crashed instance's partitions to the others (needs a `kafka://` log

@@ -48,6 +48,14 @@ pub fn read_secrets(path: Option<&std::path::Path>) -> anyhow::Result<Secrets> {
         .with_context(|| format!("{} is not a JSON object of objects of strings", path.display()))
 }
 
+/// Parses `--plugin-config` (`{"<plugin id>": {"<key>": <value>}}`); empty when not given.
+pub fn parse_plugin_config(
+    text: Option<&str>,
+) -> anyhow::Result<std::collections::BTreeMap<String, serde_json::Value>> {
+    let Some(text) = text else { return Ok(Default::default()) };
+    serde_json::from_str(text).context("--plugin-config is not a JSON object of objects")
+}
+
 /// Opens the schema registry and the codec over `log`.
 pub async fn open_codec(log: Arc<dyn Log>, topics: &Topics) -> anyhow::Result<Arc<Codec>> {
     let registry = Arc::new(SchemaRegistry::open(log, topics).await.context("cannot open the schema registry")?);
@@ -167,6 +175,7 @@ pub async fn run_role(args: RunArgs) -> anyhow::Result<ExitCode> {
             serve_health(health(topics.commands(), None));
             let mut config = tessera_plugin_host::HostConfig::new(packages, args.state_dir.clone(), topics);
             config.secrets = read_secrets(args.plugin_secrets.as_deref())?;
+            config.plugin_config = parse_plugin_config(args.plugin_config.as_deref())?;
             tessera_plugin_host::run(config, log, codec, shutdown).await?;
         }
         Role::Mapper => {

@@ -131,10 +131,7 @@ async fn run_all(
         plugin_paths.push(demo_package().context("--demo: the simulator package (plugins/simulator) was not found")?);
     }
     let packages = expand_packages(&plugin_paths);
-    let plugin_config = match &args.plugin_config {
-        Some(text) => serde_json::from_str(text).context("--plugin-config is not a JSON object of objects")?,
-        None => Default::default(),
-    };
+    let plugin_config = roles::parse_plugin_config(args.plugin_config.as_deref())?;
 
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -1,11 +1,20 @@
 //! Idempotency keys: a caller's key maps to exactly one invocation, stored in PostgreSQL under a
 //! primary key of (token name, key). The key is claimed in the transaction that enqueues the
 //! command, so two requests with one key never both enqueue: the second waits for the first
-//! transaction and then finds its invocation.
+//! transaction and then finds its invocation. Keys are remembered for [`KEY_RETENTION`]: a sweeper
+//! forgets older ones, so a key reused after that is a new request (as with other APIs that take
+//! idempotency keys, clients retry within minutes, not days).
 
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+/// How long an idempotency key is remembered.
+pub const KEY_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// How often the sweeper forgets expired keys.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_KEY_BYTES: usize = 200;
@@ -78,6 +87,36 @@ pub async fn claim(conn: &mut PgConnection, req: &Request<'_>) -> Result<Claim, 
     .fetch_one(&mut *conn)
     .await?;
     Ok(if hash == req.fingerprint { Claim::Replay(action_id) } else { Claim::Conflict(action_id) })
+}
+
+/// Forgets the keys claimed more than `retention` ago; returns how many.
+pub async fn purge_expired(pool: &PgPool, retention: std::time::Duration) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM action_idempotency WHERE created_at < now() - make_interval(secs => $1)")
+        .bind(retention.as_secs_f64())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Forgets expired keys every few minutes until `shutdown`.
+pub fn spawn_sweeper(pool: PgPool, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match purge_expired(&pool, KEY_RETENTION).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    metrics::counter!("tessera_api_idempotency_keys_expired_total").increment(n);
+                    tracing::info!(keys = n, "forgot expired idempotency keys");
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot purge expired idempotency keys"),
+            }
+        }
+    });
 }
 
 #[cfg(test)]
