@@ -2,7 +2,8 @@
 //! garbage) run beside a well-behaved canary in one `tessera serve`. Each bad plugin is detected
 //! within seconds, restarted with exponential backoff and quarantined (or degraded, for the
 //! flooder); its bad output is counted and lands on `dlq`; what it spawned dies with it, even a
-//! daemon that left its process group; the canary loses nothing.
+//! daemon that left its process group; a plugin that declares no network use cannot connect to the
+//! host; the canary loses nothing.
 
 mod harness;
 
@@ -121,9 +122,13 @@ fn is_permutation_of_range(mut seqs: Vec<u64>, count: u64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misbehaving_plugins_are_contained_and_the_canary_loses_nothing() {
     let dir = repo_root().join("tests/plugins");
-    let names = ["canary", "crasher", "aborter", "hanger", "spinner", "hog", "flooder", "garbage", "escaper"];
+    let names =
+        ["canary", "crasher", "aborter", "hanger", "spinner", "hog", "flooder", "garbage", "escaper", "snooper"];
     let plugins = names.iter().map(|n| dir.join(n)).collect();
-    let config = json!({"canary": {"count": CANARY_COUNT, "interval_ms": 40}}).to_string();
+    // The snooper, which declares no network use, tries this port on the host's loopback.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("listener address").port();
+    let config = json!({"canary": {"count": CANARY_COUNT, "interval_ms": 40}, "snooper": {"port": port}}).to_string();
     let mut stack = Stack::start(StackOptions { plugins, plugin_config: Some(config), ..Default::default() }).await;
 
     // Every bad plugin ends up quarantined with a last error that says why; the flooder degraded.
@@ -145,6 +150,22 @@ async fn misbehaving_plugins_are_contained_and_the_canary_loses_nothing() {
     // What a plugin spawned dies with it, even a daemon that left its process group.
     let escaped = processes_with_env(&format!("{}/plugin-state/escaper", stack.data_dir().display()));
     assert!(escaped.is_empty(), "the escaper's daemonized grandchild survived: {escaped:?}");
+    // A plugin that declares no network use cannot reach even the host's loopback: a root host runs
+    // it in an empty network namespace of its own.
+    let attempt_file = stack.data_dir().join("plugin-state/snooper/network-attempt");
+    let attempt = stack
+        .eventually("the snooper tried the network", Duration::from_secs(30), || async {
+            std::fs::read_to_string(&attempt_file).ok()
+        })
+        .await;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(attempt.starts_with("blocked"), "a plugin without network permission reached the host: {attempt}");
+        listener.set_nonblocking(true).expect("non-blocking");
+        assert!(listener.accept().is_err(), "the snooper's connection arrived");
+    } else {
+        eprintln!("not root: network isolation is not enforced here (the snooper's attempt: {attempt})");
+    }
     let garbage = &plugins["garbage"];
     assert!(garbage["observationsRejected"].as_i64().unwrap() > 10, "garbage output counted: {garbage}");
 

@@ -126,7 +126,9 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Network {
-    /// `host:port` patterns the plugin may connect to; empty means no network use declared.
+    /// `host:port` patterns the plugin may connect to. Empty: the plugin uses no network, and a
+    /// root host runs it without any (its own empty network namespace). Not empty: the plugin
+    /// shares the host's network; the patterns are not enforced per destination.
     pub allow: Vec<String>,
 }
 

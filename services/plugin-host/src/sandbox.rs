@@ -3,8 +3,11 @@
 //! The process gets a cleared environment, its package directory as working directory, its own
 //! state directory as `HOME`, its own process group (so the host can kill everything it spawned),
 //! resource limits through `setrlimit`, and a parent-death signal so that it cannot outlive the host.
-//! When the host runs as root, plugins run as the unprivileged `nobody` user. Where cgroups v2 are
-//! writable, the process also joins its own cgroup before `exec` (see `cgroup.rs`).
+//! When the host runs as root, plugins run as the unprivileged `nobody` user, and a plugin whose
+//! manifest declares no network use (`[network] allow` empty) runs in a network namespace of its
+//! own, which has no interface but a loopback that is down: it cannot reach any address, the
+//! host's loopback included. Where cgroups v2 are writable, the process also joins its own cgroup
+//! before `exec` (see `cgroup.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -26,6 +29,20 @@ pub struct SandboxSpec {
     pub state_dir: PathBuf,
     /// Resource limits.
     pub limits: Limits,
+    /// Whether the plugin may use the network (its manifest declares `[network] allow`).
+    pub network_allowed: bool,
+}
+
+/// Whether a started plugin was cut off from the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkIsolation {
+    /// The plugin declared network use and shares the host's network.
+    Declared,
+    /// The plugin runs in an empty network namespace of its own.
+    Isolated,
+    /// The plugin declared no network use but could not be isolated (the host is not root, or
+    /// lacks `CAP_SYS_ADMIN`): it shares the host's network.
+    NotEnforced,
 }
 
 /// Where `program` is on [`PLUGIN_PATH`].
@@ -105,20 +122,42 @@ pub fn spawn(spec: &SandboxSpec, cgroup: Option<&crate::cgroup::PluginCgroup>) -
         .process_group(0);
     let limits = spec.limits.clone();
     let ids = plugin_ids(spec);
+    // A new network namespace needs CAP_SYS_ADMIN: only a root host tries.
+    let isolate_network = !spec.network_allowed && unprivileged_ids().is_some();
     let procs = cgroup.map(|c| c.procs_path().clone());
     // SAFETY: the closure runs in the forked child before exec and only calls async-signal-safe
-    // functions (open, write, close, setrlimit, setgid, setuid, prctl) on values computed before
-    // the fork.
+    // functions (open, write, close, unshare, setrlimit, setgid, setuid, prctl) on values computed
+    // before the fork.
     unsafe {
         command.pre_exec(move || {
             // Join first, while still privileged: the plugin cannot leave its cgroup afterwards.
             if let Some(procs) = &procs {
                 crate::cgroup::join_in_child(procs)?;
             }
+            // Also while privileged. A failure (no CAP_SYS_ADMIN in a container) leaves the host's
+            // network, which `network_isolation` reports after the start.
+            if isolate_network {
+                libc::unshare(libc::CLONE_NEWNET);
+            }
             apply_limits(&limits, ids)
         });
     }
     command.spawn()
+}
+
+/// Whether the started plugin `pid` (spawned from `spec`) is cut off from the network: its network
+/// namespace differs from the host's. `spawn` returns once the child has exec'd, so the namespace
+/// is final.
+pub fn network_isolation(spec: &SandboxSpec, pid: u32) -> NetworkIsolation {
+    if spec.network_allowed {
+        return NetworkIsolation::Declared;
+    }
+    let own = std::fs::read_link("/proc/self/ns/net");
+    let plugin = std::fs::read_link(format!("/proc/{pid}/ns/net"));
+    match (own, plugin) {
+        (Ok(own), Ok(plugin)) if own != plugin => NetworkIsolation::Isolated,
+        _ => NetworkIsolation::NotEnforced,
+    }
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {

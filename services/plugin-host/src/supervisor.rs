@@ -268,6 +268,7 @@ impl Supervisor {
             package_dir: self.dir.clone(),
             state_dir: state_dir.clone(),
             limits: limits.clone(),
+            network_allowed: !self.package.manifest.network.allow.is_empty(),
         };
         let cgroup = crate::cgroup::PluginCgroup::create(self.id(), &limits);
         if let Some(cgroup) = &cgroup {
@@ -277,6 +278,17 @@ impl Supervisor {
             Ok(child) => child,
             Err(e) => return RunEnd::Failed(format!("cannot start entrypoint {:?}: {e}", spec.entrypoint)),
         };
+        if let Some(pid) = child.id() {
+            let isolation = sandbox::network_isolation(&spec, pid);
+            let isolated = isolation == sandbox::NetworkIsolation::Isolated;
+            metrics::gauge!("tessera_plugin_host_network_isolated", "plugin" => self.id().to_owned())
+                .set(f64::from(u8::from(isolated)));
+            if isolation == sandbox::NetworkIsolation::NotEnforced {
+                tracing::warn!(plugin = %self.id(), "the plugin declares no network use but shares the host's network (isolation needs a root host)");
+            } else {
+                tracing::debug!(plugin = %self.id(), ?isolation, "plugin network");
+            }
+        }
         let (Some(stdin), Some(stdout), Some(err_pipe)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
