@@ -1,6 +1,10 @@
 //! Fans the projector's `NOTIFY tessera_changes` out to subscriptions through a bounded
-//! broadcast channel: a subscriber that falls behind skips ahead instead of growing memory.
+//! broadcast channel: a subscriber that falls behind skips ahead instead of growing memory. The
+//! changed device is read from the projection once per change, by the first subscriber that needs
+//! it, and shared by all the others ([`Change::device_view`]): ten thousand subscriptions cost one
+//! query per change, not ten thousand.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -9,6 +13,7 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
+use crate::db::{self, DeviceView};
 
 /// One change announced by the projector.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -26,6 +31,28 @@ pub struct Change {
     pub offset: u64,
     /// Changed plugin, for plugin changes.
     pub plugin: Option<String>,
+    /// The changed device as read after this change, shared by every copy of the change.
+    #[serde(skip)]
+    snapshot: Arc<tokio::sync::OnceCell<Option<DeviceView>>>,
+}
+
+impl Change {
+    /// The changed device as it is after this change (`None` for a change of no device, or a
+    /// device that is gone). Read once per change; every subscriber receiving the change gets a
+    /// copy of the same reading.
+    pub async fn device_view(&self, state: &AppState) -> Option<DeviceView> {
+        let id = self.device.as_deref()?;
+        let read = || async {
+            match db::get_device(&state.pool, &state.plugins, id).await {
+                Ok(device) => device,
+                Err(e) => {
+                    tracing::warn!(device = id, error = %e, "cannot read a changed device for its subscribers");
+                    None
+                }
+            }
+        };
+        self.snapshot.get_or_init(read).await.clone()
+    }
 }
 
 /// Listens for changes until shutdown, reconnecting with backoff.

@@ -63,8 +63,7 @@ impl SubscriptionRoot {
         changes(&state).filter_map(move |change| {
             let (state, filter) = (state.clone(), filter.clone());
             async move {
-                let id = change.device?;
-                let device = db::get_device(&state.pool, &state.plugins, &id).await.ok()??;
+                let device = change.device_view(&state).await?;
                 matches(&device, &filter).then_some(device)
             }
         })
@@ -88,13 +87,14 @@ impl SubscriptionRoot {
                     }
                     let wanted: Vec<String> = change
                         .capabilities
-                        .into_iter()
-                        .filter(|c| capability.as_ref().is_none_or(|w| w == c))
+                        .iter()
+                        .filter(|c| capability.as_ref().is_none_or(|w| w == *c))
+                        .cloned()
                         .collect();
                     if wanted.is_empty() {
                         return None;
                     }
-                    let device = db::get_device(&state.pool, &state.plugins, &device_id).await.ok()??;
+                    let device = change.device_view(&state).await?;
                     let updates: Vec<StateUpdate> = device
                         .capabilities
                         .into_iter()
