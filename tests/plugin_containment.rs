@@ -150,6 +150,17 @@ async fn misbehaving_plugins_are_contained_and_the_canary_loses_nothing() {
     // What a plugin spawned dies with it, even a daemon that left its process group.
     let escaped = processes_with_env(&format!("{}/plugin-state/escaper", stack.data_dir().display()));
     assert!(escaped.is_empty(), "the escaper's daemonized grandchild survived: {escaped:?}");
+    // Nothing reports a quarantined plugin's devices going away: the API shows them offline, while
+    // the canary's device stays online.
+    let devices = stack.graphql("{ devices(first: 100) { edges { node { id pluginId online } } } }", json!({})).await;
+    let devices: Vec<Value> =
+        devices["devices"]["edges"].as_array().into_iter().flatten().map(|e| e["node"].clone()).collect();
+    let quarantined_devices: Vec<&Value> =
+        devices.iter().filter(|d| QUARANTINED.iter().any(|(id, _)| d["pluginId"] == *id)).collect();
+    assert!(!quarantined_devices.is_empty(), "no device of a quarantined plugin to check: {devices:?}");
+    assert!(quarantined_devices.iter().all(|d| d["online"] == false), "{quarantined_devices:?}");
+    assert!(devices.iter().any(|d| d["pluginId"] == "canary" && d["online"] == true), "{devices:?}");
+
     // A plugin that declares no network use cannot reach even the host's loopback: a root host runs
     // it in an empty network namespace of its own.
     let attempt_file = stack.data_dir().join("plugin-state/snooper/network-attempt");

@@ -80,7 +80,8 @@ pub struct DeviceView {
     pub model: Option<String>,
     /// Firmware.
     pub firmware: Option<String>,
-    /// Reachable now.
+    /// Reachable now: the device's last reported availability, and false while its plugin is
+    /// quarantined, stopped or rejected.
     pub online: bool,
     /// Capability names.
     pub capability_names: Vec<String>,
@@ -117,7 +118,17 @@ type PluginRow = (String, String, String, Option<String>, i32, i64, i64, Json, D
 /// A row of `actions`.
 type ActionRow = (String, String, String, String, Option<String>, DateTime<Utc>);
 
-const DEVICE_COLUMNS: &str = "id, plugin_id, external_id, name, device_class, manufacturer, model, firmware, capabilities, actions, online, updated_at";
+/// Whether a device is reachable: its last reported availability, and only while its plugin can
+/// reach it (not while the plugin is quarantined, stopped or rejected: then nothing reports the
+/// device going away, and its last availability would claim it is still there).
+const EFFECTIVE_ONLINE: &str = "(devices.online AND NOT EXISTS (SELECT 1 FROM projection.plugins p WHERE p.id = devices.plugin_id AND p.state IN ('quarantined', 'stopped', 'rejected')))";
+
+/// The columns of a [`DeviceRow`], selected from `projection.devices`.
+fn device_columns() -> String {
+    format!(
+        "id, plugin_id, external_id, name, device_class, manufacturer, model, firmware, capabilities, actions, {EFFECTIVE_ONLINE}, updated_at"
+    )
+}
 
 fn to_view(row: DeviceRow, states: Vec<CapabilityState>, plugins: &PluginSurfaces) -> DeviceView {
     let (
@@ -207,14 +218,15 @@ pub async fn list_devices(
     }
     plain_text("the cursor", after.unwrap_or_default())?;
     let rows: Vec<DeviceRow> = sqlx::query_as(&format!(
-        "SELECT {DEVICE_COLUMNS} FROM projection.devices
+        "SELECT {columns} FROM projection.devices
          WHERE NOT removed
            AND ($1::text IS NULL OR plugin_id = $1)
            AND ($2::text IS NULL OR device_class = $2)
            AND ($3::text IS NULL OR $3 = ANY(capabilities))
-           AND ($4::boolean IS NULL OR online = $4)
+           AND ($4::boolean IS NULL OR {EFFECTIVE_ONLINE} = $4)
            AND ($5::text IS NULL OR id > $5)
-         ORDER BY id LIMIT $6"
+         ORDER BY id LIMIT $6",
+        columns = device_columns()
     ))
     .bind(&filter.plugin_id)
     .bind(&filter.device_class)
@@ -243,7 +255,7 @@ pub async fn list_devices(
 pub async fn get_device(pool: &PgPool, plugins: &PluginSurfaces, id: &str) -> Result<Option<DeviceView>, ApiError> {
     plain_text("the device id", id)?;
     let row: Option<DeviceRow> =
-        sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM projection.devices WHERE id = $1 AND NOT removed"))
+        sqlx::query_as(&format!("SELECT {} FROM projection.devices WHERE id = $1 AND NOT removed", device_columns()))
             .bind(id)
             .fetch_optional(pool)
             .await?;
