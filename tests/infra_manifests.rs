@@ -1,5 +1,6 @@
 //! Validates `infra/` (compose file, Kubernetes manifests, Dockerfile) with
-//! `tests/infra/check_manifests.py`: no Docker engine or cluster is available in CI.
+//! `tests/infra/check_manifests.py`: no Docker engine or cluster is available in CI, so the
+//! manifests are checked against the Kubernetes and Compose schemas and our own invariants.
 
 use std::process::Command;
 

@@ -3,11 +3,17 @@
 No Docker engine or cluster is available in CI, so this checks structure and invariants: every
 role exists, runs `tessera run <role>`, probes /readyz and /healthz, runs as non-root, scales
 mapper and projector no further than the partition count the roles create data topics with
-(TESSERA_PARTITIONS), and the image builds as non-root.
+(TESSERA_PARTITIONS), and the image builds as non-root. Then the schemas: the Kubernetes
+manifests against the Kubernetes API's JSON schemas (kubernetes-validate, strict, for the oldest
+and newest versions we support) and compose.yaml against the Compose specification
+(check-jsonschema); scripts/install.d/06-manifest-linters.sh installs both.
 Exits non-zero with one line per problem.
 """
 
+import os
 import pathlib
+import shutil
+import subprocess
 import sys
 
 import yaml
@@ -96,9 +102,35 @@ def check_dockerfile():
     check("ENTRYPOINT" in text, "Dockerfile: no ENTRYPOINT")
 
 
+# Kubernetes versions the manifests must be valid for.
+KUBERNETES_VERSIONS = ["1.31.0", "1.37.0"]
+LINT_VENV = pathlib.Path(os.environ.get("TESSERA_MANIFEST_LINT_VENV", "/opt/tessera-tools/manifest-lint"))
+
+
+def linter(name):
+    found = LINT_VENV / "bin" / name
+    return str(found) if found.is_file() else shutil.which(name)
+
+
+def check_schemas():
+    kubernetes_validate, check_jsonschema = linter("kubernetes-validate"), linter("check-jsonschema")
+    if not kubernetes_validate or not check_jsonschema:
+        problems.append(f"schema linters missing (looked in {LINT_VENV} and PATH): run scripts/install.d/06-manifest-linters.sh")
+        return
+    manifests = [str(p) for p in sorted((ROOT / "k8s").glob("*.yaml"))]
+    for version in KUBERNETES_VERSIONS:
+        run = subprocess.run([kubernetes_validate, "--strict", "--quiet", "-k", version, *manifests],
+                             capture_output=True, text=True)
+        check(run.returncode == 0, f"k8s: invalid for Kubernetes {version}:\n{run.stdout}{run.stderr}")
+    run = subprocess.run([check_jsonschema, "--builtin-schema", "vendor.compose-spec", str(ROOT / "compose.yaml")],
+                         capture_output=True, text=True)
+    check(run.returncode == 0, f"compose: invalid against the Compose specification:\n{run.stdout}{run.stderr}")
+
+
 check_kubernetes()
 check_compose()
 check_dockerfile()
+check_schemas()
 for problem in problems:
     print(problem)
 sys.exit(1 if problems else 0)
