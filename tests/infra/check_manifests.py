@@ -6,7 +6,8 @@ mapper and projector no further than the partition count the roles create data t
 (TESSERA_PARTITIONS), and the image builds as non-root. Then the schemas: the Kubernetes
 manifests against the Kubernetes API's JSON schemas (kubernetes-validate, strict, for the oldest
 and newest versions we support) and compose.yaml against the Compose specification
-(check-jsonschema); scripts/install.d/06-manifest-linters.sh installs both.
+(check-jsonschema), and the Dockerfile with hadolint; scripts/install.d/06-manifest-linters.sh
+installs them.
 Exits non-zero with one line per problem.
 """
 
@@ -114,7 +115,8 @@ def linter(name):
 
 def check_schemas():
     kubernetes_validate, check_jsonschema = linter("kubernetes-validate"), linter("check-jsonschema")
-    if not kubernetes_validate or not check_jsonschema:
+    hadolint = linter("hadolint")
+    if not kubernetes_validate or not check_jsonschema or not hadolint:
         problems.append(f"schema linters missing (looked in {LINT_VENV} and PATH): run scripts/install.d/06-manifest-linters.sh")
         return
     manifests = [str(p) for p in sorted((ROOT / "k8s").glob("*.yaml"))]
@@ -125,6 +127,8 @@ def check_schemas():
     run = subprocess.run([check_jsonschema, "--builtin-schema", "vendor.compose-spec", str(ROOT / "compose.yaml")],
                          capture_output=True, text=True)
     check(run.returncode == 0, f"compose: invalid against the Compose specification:\n{run.stdout}{run.stderr}")
+    run = subprocess.run([hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    check(run.returncode == 0, f"Dockerfile: hadolint:\n{run.stdout}{run.stderr}")
 
 
 check_kubernetes()
