@@ -4,6 +4,7 @@
 //! contract with [`from_json`], which reports the exact field path of any mismatch. Consumers turn
 //! decoded datums back into JSON with [`to_json`] for mapping and replay.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use apache_avro::Schema;
@@ -53,18 +54,45 @@ pub fn from_json(json: &Json, schema: &Schema) -> Result<Value, CodecError> {
 pub fn from_json_within(json: &Json, target: &Schema, root: &Schema) -> Result<Value, CodecError> {
     let resolved = ResolvedSchema::try_from(root).map_err(|e| CodecError::InvalidSchema(e.to_string()))?;
     let names: HashMap<Name, &Schema> = resolved.get_names().iter().map(|(k, v)| (k.clone(), *v)).collect();
-    convert(json, target, &names, "$", 0)
+    convert(json, target, &names, &Path::Root, 0)
 }
 
-fn mismatch(path: &str, expected: impl Into<String>) -> CodecError {
-    CodecError::Shape { field: path.to_owned(), expected: expected.into() }
+/// [`from_json_within`] with the root's named types already resolved (by full name), so that a
+/// hot path does not resolve them for every value.
+pub fn from_json_named<S: Borrow<Schema>>(
+    json: &Json,
+    target: &Schema,
+    names: &HashMap<Name, S>,
+) -> Result<Value, CodecError> {
+    convert(json, target, names, &Path::Root, 0)
 }
 
-fn convert(
+/// Where in the JSON value a conversion is, rendered (`$.a[2].b`) only when it fails.
+enum Path<'a> {
+    Root,
+    Field(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root => f.write_str("$"),
+            Path::Field(parent, name) => write!(f, "{parent}.{name}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+fn mismatch(path: &Path<'_>, expected: impl Into<String>) -> CodecError {
+    CodecError::Shape { field: path.to_string(), expected: expected.into() }
+}
+
+fn convert<S: Borrow<Schema>>(
     json: &Json,
     schema: &Schema,
-    names: &HashMap<Name, &Schema>,
-    path: &str,
+    names: &HashMap<Name, S>,
+    path: &Path<'_>,
     depth: usize,
 ) -> Result<Value, CodecError> {
     if depth > MAX_DEPTH {
@@ -99,7 +127,7 @@ fn convert(
             let converted = items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| convert(item, &a.items, names, &format!("{path}[{i}]"), depth + 1))
+                .map(|(i, item)| convert(item, &a.items, names, &Path::Index(path, i), depth + 1))
                 .collect::<Result<_, _>>()?;
             Value::Array(converted)
         }
@@ -107,7 +135,7 @@ fn convert(
             let object = json.as_object().ok_or_else(|| mismatch(path, "an object"))?;
             let mut out = HashMap::with_capacity(object.len());
             for (k, v) in object {
-                out.insert(k.clone(), convert(v, &m.types, names, &format!("{path}.{k}"), depth + 1)?);
+                out.insert(k.clone(), convert(v, &m.types, names, &Path::Field(path, k), depth + 1)?);
             }
             Value::Map(out)
         }
@@ -125,11 +153,11 @@ fn convert(
             let object =
                 json.as_object().ok_or_else(|| mismatch(path, format!("an object (record {})", r.name.name)))?;
             if let Some(extra) = object.keys().find(|k| !r.lookup.contains_key(*k)) {
-                return Err(mismatch(&format!("{path}.{extra}"), format!("no such field in record {}", r.name.name)));
+                return Err(mismatch(&Path::Field(path, extra), format!("no such field in record {}", r.name.name)));
             }
             let mut fields = Vec::with_capacity(r.fields.len());
             for field in &r.fields {
-                let field_path = format!("{path}.{}", field.name);
+                let field_path = Path::Field(path, &field.name);
                 let value = match object.get(&field.name) {
                     Some(v) => convert(v, &field.schema, names, &field_path, depth + 1)?,
                     None => match &field.default {
@@ -146,7 +174,7 @@ fn convert(
         }
         Schema::Ref { name } => {
             let target = names.get(name).ok_or_else(|| mismatch(path, format!("a known type {}", name.name)))?;
-            convert(json, target, names, path, depth + 1)?
+            convert(json, target.borrow(), names, path, depth + 1)?
         }
         other => return Err(mismatch(path, format!("a supported type, not {other:?}"))),
     })

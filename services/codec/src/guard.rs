@@ -7,6 +7,7 @@
 //! allocations are then bounded by the datum's size. The walk itself allocates nothing that
 //! depends on the input and recurses at most `max_depth` deep.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use apache_avro::Schema;
@@ -17,13 +18,43 @@ use crate::limits::DecodeLimits;
 
 /// Checks that `datum` is a well-formed Avro binary encoding of `schema` within `limits`.
 pub fn check_datum(schema: &Schema, datum: &[u8], limits: &DecodeLimits) -> Result<(), CodecError> {
-    let names = if needs_names(schema, 0) {
+    let names: HashMap<Name, &Schema> = if needs_names(schema, 0) {
         let resolved = ResolvedSchema::try_from(schema).map_err(|e| CodecError::InvalidSchema(e.to_string()))?;
         resolved.get_names().iter().map(|(k, v)| (k.clone(), *v)).collect()
     } else {
         HashMap::new()
     };
-    let mut walk = Walk { bytes: datum, pos: 0, values: 0, limits, names: &names };
+    walk_datum(schema, &names, datum, limits)
+}
+
+/// [`check_datum`] with the named types of `schema` already resolved (as
+/// [`named_types`] returns them), so that a hot path does not resolve them for every datum.
+pub fn check_datum_named(
+    schema: &Schema,
+    names: &HashMap<Name, Schema>,
+    datum: &[u8],
+    limits: &DecodeLimits,
+) -> Result<(), CodecError> {
+    walk_datum(schema, names, datum, limits)
+}
+
+/// The named types `schema` defines, by full name, for [`check_datum_named`]; empty when the
+/// schema refers to none.
+pub fn named_types(schema: &Schema) -> Result<HashMap<Name, Schema>, CodecError> {
+    if !needs_names(schema, 0) {
+        return Ok(HashMap::new());
+    }
+    let resolved = ResolvedSchema::try_from(schema).map_err(|e| CodecError::InvalidSchema(e.to_string()))?;
+    Ok(resolved.get_names().iter().map(|(k, v)| (k.clone(), (*v).clone())).collect())
+}
+
+fn walk_datum<S: Borrow<Schema>>(
+    schema: &Schema,
+    names: &HashMap<Name, S>,
+    datum: &[u8],
+    limits: &DecodeLimits,
+) -> Result<(), CodecError> {
+    let mut walk = Walk { bytes: datum, pos: 0, values: 0, limits, names };
     walk.value(schema, 0)?;
     if walk.pos != datum.len() {
         return Err(walk.fail(format!("{} trailing bytes after the datum", datum.len() - walk.pos)));
@@ -46,15 +77,15 @@ fn needs_names(schema: &Schema, depth: usize) -> bool {
     }
 }
 
-struct Walk<'a> {
+struct Walk<'a, S> {
     bytes: &'a [u8],
     pos: usize,
     values: u64,
     limits: &'a DecodeLimits,
-    names: &'a HashMap<Name, &'a Schema>,
+    names: &'a HashMap<Name, S>,
 }
 
-impl Walk<'_> {
+impl<'a, S: Borrow<Schema>> Walk<'a, S> {
     fn fail(&self, detail: String) -> CodecError {
         CodecError::Limit { offset: self.pos, detail }
     }
@@ -155,7 +186,8 @@ impl Walk<'_> {
                 w.value(&m.types, depth + 1)
             }),
             Schema::Ref { name } => {
-                let Some(target) = self.names.get(name).copied() else {
+                let names: &'a HashMap<Name, S> = self.names;
+                let Some(target) = names.get(name).map(Borrow::borrow) else {
                     return Err(self.fail(format!("reference to unknown type {}", name.fullname(None))));
                 };
                 self.value(target, depth + 1)

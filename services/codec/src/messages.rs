@@ -286,9 +286,23 @@ pub struct Codec {
 }
 
 fn encode(schema: &RegisteredSchema, value: Value) -> Result<Vec<u8>, CodecError> {
-    let datum = apache_avro::to_avro_datum(&schema.schema, value)
-        .map_err(|e| CodecError::Datum { schema: schema_name(&schema.schema), detail: e.to_string() })?;
-    Ok(wire::frame(schema.id, &datum))
+    let datum_error = |e: apache_avro::Error| {
+        let detail = match e.details() {
+            // The library's own message carries the whole value and schema: keep only the reason.
+            apache_avro::error::Details::ValidationWithReason { reason, .. } => {
+                format!("Value does not match schema: {reason}")
+            }
+            _ => e.to_string(),
+        };
+        CodecError::Datum { schema: schema_name(&schema.schema), detail }
+    };
+    match schema.prepared() {
+        Some(prepared) => prepared.encode_framed(&value).map_err(datum_error),
+        None => {
+            let datum = apache_avro::to_avro_datum(&schema.schema, value).map_err(datum_error)?;
+            Ok(wire::frame(schema.id, &datum))
+        }
+    }
 }
 
 fn schema_name(schema: &Schema) -> String {
@@ -341,9 +355,18 @@ impl Codec {
         }
         let (id, mut datum) = wire::unframe(bytes)?;
         let schema = self.registry.get(id).await?;
-        guard::check_datum(&schema.schema, datum, &self.limits)?;
-        let value = apache_avro::from_avro_datum(&schema.schema, &mut datum, None)
-            .map_err(|e| CodecError::Datum { schema: schema_name(&schema.schema), detail: e.to_string() })?;
+        let datum_error =
+            |e: apache_avro::Error| CodecError::Datum { schema: schema_name(&schema.schema), detail: e.to_string() };
+        let value = match schema.prepared() {
+            Some(prepared) => {
+                guard::check_datum_named(&schema.schema, &prepared.names, datum, &self.limits)?;
+                prepared.decode_framed(bytes).map_err(datum_error)?
+            }
+            None => {
+                guard::check_datum(&schema.schema, datum, &self.limits)?;
+                apache_avro::from_avro_datum(&schema.schema, &mut datum, None).map_err(datum_error)?
+            }
+        };
         Ok((schema, value))
     }
 
@@ -395,12 +418,19 @@ impl Codec {
 
     /// Encodes a raw observation with a registered envelope schema.
     pub fn encode_raw(&self, envelope: &RegisteredSchema, obs: &raw::RawObservation) -> Result<Vec<u8>, CodecError> {
-        encode(envelope, raw::to_value(&envelope.schema, obs)?)
+        let value = match envelope.prepared() {
+            Some(p) => raw::to_value_with(&envelope.schema, &p.payload_types, &p.names, obs)?,
+            None => raw::to_value(&envelope.schema, obs)?,
+        };
+        encode(envelope, value)
     }
 
     /// Decodes a raw observation, using the writer schema its id names.
     pub async fn decode_raw(&self, bytes: &[u8]) -> Result<raw::RawObservation, CodecError> {
         let (schema, value) = self.decode_value(bytes).await?;
-        raw::from_value(&schema.schema, &value)
+        match schema.prepared() {
+            Some(p) => raw::from_value_with(&p.payload_types, &value),
+            None => raw::from_value(&schema.schema, &value),
+        }
     }
 }

@@ -4,12 +4,16 @@
 //! payload as a union of the record types of the plugin's contract. Standard Avro tooling reading
 //! a raw topic therefore sees the whole record, payload included, from the registry alone.
 
+use std::borrow::Borrow;
+use std::collections::HashMap;
+
 use apache_avro::Schema;
+use apache_avro::schema::{Name, ResolvedSchema};
 use apache_avro::types::Value;
 use serde_json::Value as Json;
 
 use crate::CodecError;
-use crate::avro_json::{from_json_within, to_json};
+use crate::avro_json::{from_json_named, to_json};
 use crate::device_event::Fields;
 
 /// The envelope schema text for a plugin whose contract consists of `contract_texts`.
@@ -60,7 +64,19 @@ pub struct RawObservation {
 
 /// Encodes an observation's envelope value; fails with the payload path of any contract mismatch.
 pub fn to_value(envelope: &Schema, obs: &RawObservation) -> Result<Value, CodecError> {
-    let types = payload_types(envelope);
+    let resolved = ResolvedSchema::try_from(envelope).map_err(|e| CodecError::InvalidSchema(e.to_string()))?;
+    let names: HashMap<Name, &Schema> = resolved.get_names().iter().map(|(k, v)| (k.clone(), *v)).collect();
+    to_value_with(envelope, &payload_types(envelope), &names, obs)
+}
+
+/// [`to_value`] with the envelope's [`payload_types`] and named types (by full name) computed
+/// beforehand, so that a hot path does not compute them for every observation.
+pub fn to_value_with<S: Borrow<Schema>>(
+    envelope: &Schema,
+    types: &[String],
+    names: &HashMap<Name, S>,
+    obs: &RawObservation,
+) -> Result<Value, CodecError> {
     let index = types.iter().position(|t| *t == obs.record).ok_or_else(|| CodecError::Shape {
         field: "record".into(),
         expected: format!("one of the contract's record types {types:?}"),
@@ -71,7 +87,10 @@ pub fn to_value(envelope: &Schema, obs: &RawObservation) -> Result<Value, CodecE
     let Some(Schema::Union(u)) = r.fields.iter().find(|f| f.name == "payload").map(|f| &f.schema) else {
         return Err(CodecError::InvalidSchema("envelope has no payload union".into()));
     };
-    let payload = from_json_within(&obs.payload, &u.variants()[index], envelope)?;
+    let Some(variant) = u.variants().get(index) else {
+        return Err(CodecError::InvalidSchema("envelope payload union does not match its types".into()));
+    };
+    let payload = from_json_named(&obs.payload, variant, names)?;
     Ok(Value::Record(vec![
         ("plugin_id".into(), Value::String(obs.plugin_id.clone())),
         ("observed_at_ms".into(), Value::Long(obs.observed_at_ms)),
@@ -82,6 +101,11 @@ pub fn to_value(envelope: &Schema, obs: &RawObservation) -> Result<Value, CodecE
 
 /// Decodes an envelope value read with `envelope` as writer schema.
 pub fn from_value(envelope: &Schema, value: &Value) -> Result<RawObservation, CodecError> {
+    from_value_with(&payload_types(envelope), value)
+}
+
+/// [`from_value`] with the envelope's [`payload_types`] computed beforehand.
+pub fn from_value_with(types: &[String], value: &Value) -> Result<RawObservation, CodecError> {
     let f = Fields::of(value, "RawObservation")?;
     let Value::Record(fields) = value else {
         return Err(CodecError::Shape { field: "RawObservation".into(), expected: "a record".into() });
@@ -90,7 +114,7 @@ pub fn from_value(envelope: &Schema, value: &Value) -> Result<RawObservation, Co
         Some((_, Value::Union(i, inner))) => (*i as usize, inner.as_ref()),
         _ => return Err(CodecError::Shape { field: "RawObservation.payload".into(), expected: "a union".into() }),
     };
-    let record = payload_types(envelope).get(index).cloned().unwrap_or_default();
+    let record = types.get(index).cloned().unwrap_or_default();
     Ok(RawObservation {
         plugin_id: f.string("plugin_id")?,
         observed_at_ms: f.long("observed_at_ms")?,

@@ -37,6 +37,20 @@ impl DeviceCache {
         if self.devices.len() >= MAX_DEVICES && !self.devices.contains_key(&obs.external_id) {
             self.devices.clear();
         }
+        if let Some(known) = self.devices.get_mut(&obs.external_id)
+            && unchanged(&known.metadata, obs)
+        {
+            // The common case, an observation of a known device that changes none of its
+            // metadata: only availability can change.
+            let mut changes = Changes::default();
+            if let Some(online) = obs.online
+                && known.online != Some(online)
+            {
+                known.online = Some(online);
+                changes.online = Some(online);
+            }
+            return changes;
+        }
         let known = self.devices.entry(obs.external_id.clone()).or_default();
         let mut next = known.metadata.clone();
         let fresh = next.name.is_empty() && next.device_class.is_empty();
@@ -79,6 +93,23 @@ impl DeviceCache {
         }
         changes
     }
+}
+
+/// Whether folding `obs` into the metadata of a device seen before leaves it as it is: the slow
+/// path of [`DeviceCache::observe`] would then compute the same metadata (the same fields, the
+/// same capabilities, hence the same actions) and report no change of it. Capabilities are kept
+/// sorted.
+fn unchanged(known: &DeviceMetadata, obs: &MappedObservation) -> bool {
+    let same = |slot: &str, value: &Option<String>| value.as_deref().is_none_or(|v| v == slot);
+    let same_opt = |slot: &Option<String>, value: &Option<String>| value.is_none() || value == slot;
+    !known.name.is_empty()
+        && !known.device_class.is_empty()
+        && same(&known.name, &obs.name)
+        && same(&known.device_class, &obs.device_class)
+        && same_opt(&known.manufacturer, &obs.manufacturer)
+        && same_opt(&known.model, &obs.model)
+        && same_opt(&known.firmware, &obs.firmware)
+        && obs.states.iter().all(|s| known.capabilities.binary_search(&s.capability).is_ok())
 }
 
 /// Actions the plugin supports for the device's class that act on a capability the device has.

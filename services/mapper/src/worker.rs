@@ -14,8 +14,9 @@ use tracing::Instrument;
 use crate::device_cache::DeviceCache;
 use crate::{MapperConfig, MapperError};
 
-/// Records read per batch.
-const BATCH: usize = 500;
+/// Most records read per batch (one append of their events, one commit). Without a backlog a
+/// batch is whatever arrived since the last one.
+const BATCH: usize = 2000;
 /// Original records up to this size are kept in their `dlq` rejection.
 const MAX_ORIGINAL_BYTES: usize = 64 * 1024;
 
