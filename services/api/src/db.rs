@@ -118,15 +118,24 @@ type PluginRow = (String, String, String, Option<String>, i32, i64, i64, Json, D
 /// A row of `actions`.
 type ActionRow = (String, String, String, String, Option<String>, DateTime<Utc>);
 
-/// Whether a device is reachable: its last reported availability, and only while its plugin can
-/// reach it (not while the plugin is quarantined, stopped or rejected: then nothing reports the
-/// device going away, and its last availability would claim it is still there).
-const EFFECTIVE_ONLINE: &str = "(devices.online AND NOT EXISTS (SELECT 1 FROM projection.plugins p WHERE p.id = devices.plugin_id AND p.state IN ('quarantined', 'stopped', 'rejected')))";
+/// Whether a device is reachable, as SQL over `projection.devices`: its last reported
+/// availability, and only while its plugin can reach it (not while the plugin is in one of
+/// [`tessera_projector::UNREACHABLE_PLUGIN_STATES`]: then nothing reports the device going away,
+/// and its last availability would claim it is still there).
+fn effective_online() -> String {
+    let states: Vec<String> =
+        tessera_projector::UNREACHABLE_PLUGIN_STATES.iter().map(|state| format!("'{state}'")).collect();
+    format!(
+        "(devices.online AND NOT EXISTS (SELECT 1 FROM projection.plugins p WHERE p.id = devices.plugin_id AND p.state IN ({})))",
+        states.join(", ")
+    )
+}
 
 /// The columns of a [`DeviceRow`], selected from `projection.devices`.
 fn device_columns() -> String {
     format!(
-        "id, plugin_id, external_id, name, device_class, manufacturer, model, firmware, capabilities, actions, {EFFECTIVE_ONLINE}, updated_at"
+        "id, plugin_id, external_id, name, device_class, manufacturer, model, firmware, capabilities, actions, {}, updated_at",
+        effective_online()
     )
 }
 
@@ -223,10 +232,11 @@ pub async fn list_devices(
            AND ($1::text IS NULL OR plugin_id = $1)
            AND ($2::text IS NULL OR device_class = $2)
            AND ($3::text IS NULL OR $3 = ANY(capabilities))
-           AND ($4::boolean IS NULL OR {EFFECTIVE_ONLINE} = $4)
+           AND ($4::boolean IS NULL OR {online} = $4)
            AND ($5::text IS NULL OR id > $5)
          ORDER BY id LIMIT $6",
-        columns = device_columns()
+        columns = device_columns(),
+        online = effective_online()
     ))
     .bind(&filter.plugin_id)
     .bind(&filter.device_class)

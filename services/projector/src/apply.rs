@@ -10,7 +10,7 @@ use tessera_codec::messages::Codec;
 use tessera_log::Record;
 use tessera_model::{DeviceEvent, EventBody};
 
-use crate::{CHANGES_CHANNEL, ProjectorError};
+use crate::{CHANGES_CHANNEL, ProjectorError, UNREACHABLE_PLUGIN_STATES};
 
 fn timestamp(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
@@ -263,7 +263,11 @@ pub async fn apply_governance(
             }
         };
         let violations = serde_json::to_value(&l.violations).unwrap_or(Json::Array(Vec::new()));
-        sqlx::query(&format!(
+        let before: Option<(String,)> = sqlx::query_as(&format!("SELECT state FROM {s}.plugins WHERE id = $1"))
+            .bind(&l.plugin_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let applied = sqlx::query(&format!(
             "INSERT INTO {s}.plugins AS p (id, version, state, detail, restarts, accepted, rejected, violations, updated_at, event_offset)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state, detail = EXCLUDED.detail,
@@ -283,6 +287,19 @@ pub async fn apply_governance(
         .bind(record.offset as i64)
         .execute(&mut *conn)
         .await?;
+        let reachable = |state: &str| !UNREACHABLE_PLUGIN_STATES.contains(&state);
+        let was_reachable = before.as_ref().is_none_or(|(state,)| reachable(state));
+        if applied.rows_affected() > 0 && was_reachable != reachable(&l.state) {
+            // Every device of the plugin just went offline (or back to what it last reported).
+            let devices: Vec<(String,)> =
+                sqlx::query_as(&format!("SELECT id FROM {s}.devices WHERE plugin_id = $1 AND NOT removed"))
+                    .bind(&l.plugin_id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            for (device,) in devices {
+                batch.touch(&device, "availability", [], record.offset);
+            }
+        }
         batch.plugins.insert(l.plugin_id);
     }
     Ok(())

@@ -37,6 +37,11 @@ pub const LIVE_SCHEMA: &str = "projection";
 /// The NOTIFY channel announcing changed devices.
 pub const CHANGES_CHANNEL: &str = "tessera_changes";
 
+/// Plugin states in which nothing reaches the plugin's devices: while its plugin is in one of
+/// them, a device counts as offline whatever it last reported (the API derives `online` so, and
+/// the projector notifies the plugin's devices when their plugin enters or leaves these states).
+pub const UNREACHABLE_PLUGIN_STATES: &[&str] = &["quarantined", "stopped", "rejected"];
+
 const SCHEMA_SQL: &str = include_str!("../../../migrations/projection/schema.sql");
 
 /// Configuration of the projector.
