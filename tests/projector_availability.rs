@@ -136,7 +136,8 @@ async fn devices_follow_their_plugin_out_of_reach_and_back() {
         let expected: Vec<String> = if moved { DEVICES.iter().map(|d| (*d).to_owned()).collect() } else { Vec::new() };
         assert_eq!(notified, expected, "devices notified when the plugin became {state}");
         let now = online(&pool).await;
-        assert!(now.iter().all(|(_, on)| *on == !["quarantined", "stopped"].contains(&state)), "{state}: {now:?}");
+        let reachable = !tessera_projector::UNREACHABLE_PLUGIN_STATES.contains(&state);
+        assert!(now.iter().all(|(_, on)| *on == reachable), "{state}: {now:?}");
     };
     expect("running", 1, false).await;
     expect("degraded", 2, false).await;
