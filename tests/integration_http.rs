@@ -6,16 +6,12 @@
 
 mod harness;
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::time::Duration;
 
-use harness::{Stack, StackOptions, free_port, repo_root};
+use harness::{Stack, StackOptions, assert_plugin_unit_tests_pass, free_port, repo_root, wait_listening};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const DEVICES: &str = "{ devices(first: 100) { edges { node { id name deviceClass manufacturer model firmware online \
-                       actions capabilities { name value } } } } }";
 const PLUG: &str = "http:kitchen";
 const DIMMER: &str = "http:hallway";
 const NOWHERE: &str = "http:garage";
@@ -44,13 +40,7 @@ impl Shelly {
             .spawn()
             .expect("python3");
         self.child = Some(child);
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the Shelly stand-in did not listen within 10 s");
+        wait_listening(self.port, "the Shelly stand-in").await;
     }
 
     async fn stop(&mut self) {
@@ -89,31 +79,12 @@ impl Shelly {
     }
 }
 
-async fn devices(stack: &Stack) -> BTreeMap<String, Value> {
-    let data = stack.graphql(DEVICES, json!({})).await;
-    data["devices"]["edges"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| (e["node"]["id"].as_str().unwrap_or_default().to_owned(), e["node"].clone()))
-        .collect()
-}
-
 fn value(node: Option<&Value>, capability: &str) -> Option<Value> {
     node?["capabilities"].as_array()?.iter().find(|c| c["name"] == capability).map(|c| c["value"].clone())
 }
 
 fn close(a: Option<Value>, b: f64) -> bool {
     a.and_then(|a| a.as_f64()).is_some_and(|a| (a - b).abs() < 1e-6)
-}
-
-async fn until(stack: &Stack, what: &str, check: impl Fn(&BTreeMap<String, Value>) -> bool) -> BTreeMap<String, Value> {
-    stack
-        .eventually(what, Duration::from_secs(60), || async {
-            let now = devices(stack).await;
-            check(&now).then_some(now)
-        })
-        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,12 +107,13 @@ async fn shelly_gen2_devices_over_their_rpc_api() {
     })
     .await;
 
-    let found = until(&stack, "the Shelly devices with their status", |d| {
-        value(d.get(PLUG), "energy").is_some()
-            && value(d.get(DIMMER), "brightness").is_some()
-            && d.contains_key(NOWHERE)
-    })
-    .await;
+    let found = stack
+        .until_devices("the Shelly devices with their status", |d| {
+            value(d.get(PLUG), "energy").is_some()
+                && value(d.get(DIMMER), "brightness").is_some()
+                && d.contains_key(NOWHERE)
+        })
+        .await;
     let kitchen = found.get(PLUG);
     let k = kitchen.unwrap();
     assert_eq!((k["name"].as_str(), k["deviceClass"].as_str()), (Some("Kitchen plug"), Some("switch")));
@@ -164,32 +136,34 @@ async fn shelly_gen2_devices_over_their_rpc_api() {
     // Actions arrive as the RPC calls the devices document.
     stack.invoke_and_succeed(PLUG, "turn_on", json!(null)).await;
     assert!(plug.requests().await.contains(&"Switch.Set?id=0&on=true".to_owned()), "{:?}", plug.requests().await);
-    until(&stack, "the plug on and drawing power", |d| {
-        value(d.get(PLUG), "switch") == Some(json!(true)) && close(value(d.get(PLUG), "power"), 63.2)
-    })
-    .await;
+    stack
+        .until_devices("the plug on and drawing power", |d| {
+            value(d.get(PLUG), "switch") == Some(json!(true)) && close(value(d.get(PLUG), "power"), 63.2)
+        })
+        .await;
     stack.invoke_and_succeed(PLUG, "toggle", json!(null)).await;
     assert!(plug.requests().await.contains(&"Switch.Toggle?id=0".to_owned()));
     stack.invoke_and_succeed(DIMMER, "set_brightness", json!({"level": 75})).await;
     assert!(dimmer.requests().await.contains(&"Light.Set?brightness=75&id=0&on=true".to_owned()));
-    until(&stack, "the dimmer at 75 %", |d| close(value(d.get(DIMMER), "brightness"), 75.0)).await;
+    stack.until_devices("the dimmer at 75 %", |d| close(value(d.get(DIMMER), "brightness"), 75.0)).await;
 
     // New readings are polled.
     plug.set_status(json!({"switch:0": {"aenergy": {"total": 12400.0}}})).await;
-    until(&stack, "the new energy total", |d| close(value(d.get(PLUG), "energy"), 12.4)).await;
+    stack.until_devices("the new energy total", |d| close(value(d.get(PLUG), "energy"), 12.4)).await;
 
     // Unreachable: offline; answering again: online with its current status.
     plug.stop().await;
-    until(&stack, "the plug offline", |d| d.get(PLUG).is_some_and(|n| n["online"] == false)).await;
-    assert_eq!(devices(&stack).await[DIMMER]["online"], true, "availability is per device");
+    stack.until_devices("the plug offline", |d| d.get(PLUG).is_some_and(|n| n["online"] == false)).await;
+    assert_eq!(stack.devices_by_id().await[DIMMER]["online"], true, "availability is per device");
     plug.spawn().await;
     plug.set_status(json!({"switch:0": {"voltage": 229.9, "aenergy": {"total": 13000.0}}})).await;
-    until(&stack, "the plug back online with its new status", |d| {
-        d.get(PLUG).is_some_and(|n| n["online"] == true)
-            && close(value(d.get(PLUG), "voltage"), 229.9)
-            && close(value(d.get(PLUG), "energy"), 13.0)
-    })
-    .await;
+    stack
+        .until_devices("the plug back online with its new status", |d| {
+            d.get(PLUG).is_some_and(|n| n["online"] == true)
+                && close(value(d.get(PLUG), "voltage"), 229.9)
+                && close(value(d.get(PLUG), "energy"), 13.0)
+        })
+        .await;
 
     stack.assert_nothing_rejected("http").await;
     assert!(stack.stop().await, "tessera serve did not exit cleanly");
@@ -199,12 +173,5 @@ async fn shelly_gen2_devices_over_their_rpc_api() {
 /// The plugin's own unit tests (component ids, configuration errors).
 #[test]
 fn http_plugin_unit_tests_pass() {
-    let output = std::process::Command::new("/usr/bin/python3")
-        .args(["-m", "unittest", "discover", "-s", "tests", "-t", "tests"])
-        .current_dir(repo_root().join("plugins/http"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("python3");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success() && stderr.contains("OK"), "plugin unit tests failed:\n{stderr}");
+    assert_plugin_unit_tests_pass("http");
 }

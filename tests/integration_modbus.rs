@@ -7,17 +7,14 @@
 
 mod harness;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use harness::{Stack, StackOptions, free_port, repo_root};
+use harness::{Stack, StackOptions, assert_plugin_unit_tests_pass, free_port, repo_root};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const DEVICES: &str = "{ devices(first: 100) { edges { node { id name deviceClass manufacturer model online actions \
-                       capabilities { name value } } } } }";
 const SDM: &str = "modbus:sdm630";
 const EM24: &str = "modbus:em24";
 const BOILER: &str = "modbus:boiler";
@@ -76,31 +73,12 @@ impl Server {
     }
 }
 
-async fn devices(stack: &Stack) -> BTreeMap<String, Value> {
-    let data = stack.graphql(DEVICES, json!({})).await;
-    data["devices"]["edges"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| (e["node"]["id"].as_str().unwrap_or_default().to_owned(), e["node"].clone()))
-        .collect()
-}
-
 fn number(node: Option<&Value>, capability: &str) -> Option<f64> {
     node?["capabilities"].as_array()?.iter().find(|c| c["name"] == capability)?["value"].as_f64()
 }
 
 fn close(a: Option<f64>, b: f64) -> bool {
     a.is_some_and(|a| (a - b).abs() < 1e-6 * b.abs().max(1.0))
-}
-
-async fn until(stack: &Stack, what: &str, check: impl Fn(&BTreeMap<String, Value>) -> bool) -> BTreeMap<String, Value> {
-    stack
-        .eventually(what, Duration::from_secs(60), || async {
-            let now = devices(stack).await;
-            check(&now).then_some(now)
-        })
-        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,14 +112,16 @@ async fn energy_meters_and_a_relay_over_modbus_tcp() {
     })
     .await;
 
-    let found = until(&stack, "three Modbus devices with values", |d| {
-        close(number(d.get(SDM), "energy"), 1234.5)
-            && close(number(d.get(EM24), "energy"), 56789.0)
-            && number(d.get(BOILER), "thermostat_setpoint").is_some()
-    })
-    .await;
-    let ghost =
-        until(&stack, "the absent unit reported offline", |d| d.get(GHOST).is_some_and(|n| n["online"] == false)).await;
+    let found = stack
+        .until_devices("three Modbus devices with values", |d| {
+            close(number(d.get(SDM), "energy"), 1234.5)
+                && close(number(d.get(EM24), "energy"), 56789.0)
+                && number(d.get(BOILER), "thermostat_setpoint").is_some()
+        })
+        .await;
+    let ghost = stack
+        .until_devices("the absent unit reported offline", |d| d.get(GHOST).is_some_and(|n| n["online"] == false))
+        .await;
     assert_eq!(ghost[SDM]["online"], true, "availability is per device");
     let sdm = found.get(SDM);
     assert_eq!(sdm.unwrap()["manufacturer"], "Eastron");
@@ -171,28 +151,31 @@ async fn energy_meters_and_a_relay_over_modbus_tcp() {
     assert_eq!(server.read(3, "coil", 0).await, json!(true));
     stack.invoke_and_succeed(BOILER, "set_setpoint", json!({"temperature": 22.5})).await;
     assert_eq!(server.read(3, "holding", 10).await, json!([225]));
-    until(&stack, "the relay on and the new setpoint", |d| {
-        let b = d.get(BOILER);
-        close(number(b, "thermostat_setpoint"), 22.5)
-            && b.and_then(|b| b["capabilities"].as_array().cloned())
-                .is_some_and(|c| c.iter().any(|c| c["name"] == "switch" && c["value"] == true))
-    })
-    .await;
+    stack
+        .until_devices("the relay on and the new setpoint", |d| {
+            let b = d.get(BOILER);
+            close(number(b, "thermostat_setpoint"), 22.5)
+                && b.and_then(|b| b["capabilities"].as_array().cloned())
+                    .is_some_and(|c| c.iter().any(|c| c["name"] == "switch" && c["value"] == true))
+        })
+        .await;
 
     // The server goes away: every device is reported offline; it comes back with new readings.
     server.stop().await;
-    until(&stack, "every Modbus device offline", |d| {
-        [SDM, EM24, BOILER].iter().all(|id| d.get(*id).is_some_and(|n| n["online"] == false))
-    })
-    .await;
+    stack
+        .until_devices("every Modbus device offline", |d| {
+            [SDM, EM24, BOILER].iter().all(|id| d.get(*id).is_some_and(|n| n["online"] == false))
+        })
+        .await;
     let mut server = Server::start(port, "layout_after_restart.json").await;
-    until(&stack, "the devices back online with the readings after the restart", |d| {
-        [SDM, EM24, BOILER].iter().all(|id| d.get(*id).is_some_and(|n| n["online"] == true))
-            && close(number(d.get(SDM), "power"), 900.0)
-            && close(number(d.get(SDM), "energy"), 1235.0)
-            && close(number(d.get(EM24), "power"), 15000.0)
-    })
-    .await;
+    stack
+        .until_devices("the devices back online with the readings after the restart", |d| {
+            [SDM, EM24, BOILER].iter().all(|id| d.get(*id).is_some_and(|n| n["online"] == true))
+                && close(number(d.get(SDM), "power"), 900.0)
+                && close(number(d.get(SDM), "energy"), 1235.0)
+                && close(number(d.get(EM24), "power"), 15000.0)
+        })
+        .await;
 
     stack.assert_nothing_rejected("modbus").await;
     assert!(stack.stop().await, "tessera serve did not exit cleanly");
@@ -202,12 +185,5 @@ async fn energy_meters_and_a_relay_over_modbus_tcp() {
 /// The plugin's own unit tests (data types, block planning, configuration errors).
 #[test]
 fn modbus_plugin_unit_tests_pass() {
-    let output = std::process::Command::new("/usr/bin/python3")
-        .args(["-m", "unittest", "discover", "-s", "tests", "-t", "tests"])
-        .current_dir(repo_root().join("plugins/modbus"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("python3");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success() && stderr.contains("OK"), "plugin unit tests failed:\n{stderr}");
+    assert_plugin_unit_tests_pass("modbus");
 }

@@ -7,12 +7,11 @@
 
 mod harness;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use harness::{Stack, StackOptions, free_port, repo_root};
+use harness::{Stack, StackOptions, assert_plugin_unit_tests_pass, free_port, repo_root, wait_listening};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -20,8 +19,6 @@ use tokio::sync::mpsc;
 
 const USER: &str = "tessera";
 const PASSWORD: &str = "e2e-broker-password";
-const DEVICES: &str = "{ devices(first: 100) { edges { node { id name deviceClass manufacturer model firmware \
-                       online actions capabilities { name value } } } } }";
 
 const CLIMATE: &str = "mqtt:z2m-0x00158d0001a2b3c4";
 const LAMP: &str = "mqtt:z2m-0x000b57fffe111111";
@@ -83,13 +80,7 @@ impl Broker {
             .spawn()
             .expect("mosquitto (scripts/install.d/20-mosquitto.sh installs it)");
         self.child = Some(child);
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("mosquitto did not listen on port {} within 10 s", self.port);
+        wait_listening(self.port, "mosquitto").await;
     }
 
     /// Stops the broker as an operator would (SIGTERM: it saves its retained messages).
@@ -200,16 +191,6 @@ async fn publish_fixtures(broker: &Broker) {
     }
 }
 
-async fn devices(stack: &Stack) -> BTreeMap<String, Value> {
-    let data = stack.graphql(DEVICES, json!({})).await;
-    data["devices"]["edges"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| (e["node"]["id"].as_str().unwrap_or_default().to_owned(), e["node"].clone()))
-        .collect()
-}
-
 fn value(node: &Value, capability: &str) -> Option<Value> {
     node["capabilities"].as_array()?.iter().find(|c| c["name"] == capability).map(|c| c["value"].clone())
 }
@@ -220,15 +201,6 @@ fn number(node: &Value, capability: &str) -> Option<f64> {
 
 fn close(a: Option<f64>, b: f64) -> bool {
     a.is_some_and(|a| (a - b).abs() < 1e-3)
-}
-
-async fn until(stack: &Stack, what: &str, check: impl Fn(&BTreeMap<String, Value>) -> bool) -> BTreeMap<String, Value> {
-    stack
-        .eventually(what, Duration::from_secs(60), || async {
-            let now = devices(stack).await;
-            check(&now).then_some(now)
-        })
-        .await
 }
 
 async fn invoke(stack: &Stack, device: &str, action: &str, params: Value) -> String {
@@ -270,15 +242,18 @@ async fn zigbee2mqtt_and_home_assistant_devices_through_mosquitto() {
     .await;
 
     // Discovery: every bridge's devices with their values, converted into catalog units.
-    let found = until(&stack, "the bridged devices with their values", |d| {
-        [CLIMATE, LAMP, DOOR, HALL_LEFT, PLUG, DESK].iter().all(|id| d.get(*id).is_some_and(|n| n["online"] == true))
-            && d.get(CLIMATE).is_some_and(|n| number(n, "link_quality").is_some())
-            && d.get(LAMP).is_some_and(|n| number(n, "color_temperature").is_some())
-            && d.get(PLUG).is_some_and(|n| number(n, "energy").is_some() && value(n, "switch").is_some())
-            && d.get(DESK).is_some_and(|n| value(n, "occupancy").is_some() && number(n, "temperature").is_some())
-            && d.get(HALL_LEFT).is_some_and(|n| value(n, "switch").is_some())
-    })
-    .await;
+    let found = stack
+        .until_devices("the bridged devices with their values", |d| {
+            [CLIMATE, LAMP, DOOR, HALL_LEFT, PLUG, DESK]
+                .iter()
+                .all(|id| d.get(*id).is_some_and(|n| n["online"] == true))
+                && d.get(CLIMATE).is_some_and(|n| number(n, "link_quality").is_some())
+                && d.get(LAMP).is_some_and(|n| number(n, "color_temperature").is_some())
+                && d.get(PLUG).is_some_and(|n| number(n, "energy").is_some() && value(n, "switch").is_some())
+                && d.get(DESK).is_some_and(|n| value(n, "occupancy").is_some() && number(n, "temperature").is_some())
+                && d.get(HALL_LEFT).is_some_and(|n| value(n, "switch").is_some())
+        })
+        .await;
     let climate = &found[CLIMATE];
     assert_eq!(climate["deviceClass"], "climate_sensor");
     assert_eq!((climate["manufacturer"].as_str(), climate["model"].as_str()), (Some("Aqara"), Some("WSDCGQ11LM")));
@@ -315,7 +290,7 @@ async fn zigbee2mqtt_and_home_assistant_devices_through_mosquitto() {
 
     // Live state messages are mapped.
     broker.publish("zigbee2mqtt/living/climate", r#"{"temperature":22.25,"humidity":47}"#, false).await;
-    until(&stack, "a live Zigbee2MQTT reading", |d| close(number(&d[CLIMATE], "temperature"), 22.25)).await;
+    stack.until_devices("a live Zigbee2MQTT reading", |d| close(number(&d[CLIMATE], "temperature"), 22.25)).await;
 
     // Actions reach the bridges in their own formats.
     let mut watcher = broker.watch(&["zigbee2mqtt/+/set", "cmnd/#", "esp-desk/light/+/command"]).await;
@@ -338,35 +313,42 @@ async fn zigbee2mqtt_and_home_assistant_devices_through_mosquitto() {
     // Per-device availability, in both Zigbee2MQTT formats and Tasmota's LWT.
     broker.publish("zigbee2mqtt/desk lamp/availability", "offline", true).await;
     broker.publish("tele/tasmota_E8DB84/LWT", "Offline", true).await;
-    until(&stack, "the lamp and the plug offline", |d| {
-        d[LAMP]["online"] == false && d[PLUG]["online"] == false && d[CLIMATE]["online"] == true
-    })
-    .await;
+    stack
+        .until_devices("the lamp and the plug offline", |d| {
+            d[LAMP]["online"] == false && d[PLUG]["online"] == false && d[CLIMATE]["online"] == true
+        })
+        .await;
     broker.publish("zigbee2mqtt/desk lamp/availability", r#"{"state":"online"}"#, true).await;
     broker.publish("tele/tasmota_E8DB84/LWT", "Online", true).await;
-    until(&stack, "the lamp and the plug back online", |d| d[LAMP]["online"] == true && d[PLUG]["online"] == true)
+    stack
+        .until_devices("the lamp and the plug back online", |d| d[LAMP]["online"] == true && d[PLUG]["online"] == true)
         .await;
 
     // The broker goes away: every device is unreachable; it comes back: the plugin reconnects,
     // re-reads the retained state and later data arrives.
     broker.stop().await;
-    until(&stack, "every device offline while the broker is down", |d| {
-        d.values().filter(|n| n["id"].as_str().is_some_and(|id| id.starts_with("mqtt:"))).all(|n| n["online"] == false)
-    })
-    .await;
+    stack
+        .until_devices("every device offline while the broker is down", |d| {
+            d.values()
+                .filter(|n| n["id"].as_str().is_some_and(|id| id.starts_with("mqtt:")))
+                .all(|n| n["online"] == false)
+        })
+        .await;
     broker.spawn().await;
-    until(&stack, "the devices online again after the broker restarted", |d| {
-        [CLIMATE, LAMP, PLUG, DESK].iter().all(|id| d[*id]["online"] == true)
-    })
-    .await;
+    stack
+        .until_devices("the devices online again after the broker restarted", |d| {
+            [CLIMATE, LAMP, PLUG, DESK].iter().all(|id| d[*id]["online"] == true)
+        })
+        .await;
     broker.publish("zigbee2mqtt/living/climate", r#"{"temperature":23.75}"#, false).await;
     broker.publish("tele/tasmota_E8DB84/SENSOR", r#"{"ENERGY":{"Total":12.75,"Power":80}}"#, false).await;
-    until(&stack, "data published after the restart", |d| {
-        close(number(&d[CLIMATE], "temperature"), 23.75)
-            && close(number(&d[PLUG], "power"), 80.0)
-            && close(number(&d[PLUG], "energy"), 12.75)
-    })
-    .await;
+    stack
+        .until_devices("data published after the restart", |d| {
+            close(number(&d[CLIMATE], "temperature"), 23.75)
+                && close(number(&d[PLUG], "power"), 80.0)
+                && close(number(&d[PLUG], "energy"), 12.75)
+        })
+        .await;
 
     stack.assert_nothing_rejected("mqtt").await;
     assert!(stack.stop().await, "tessera serve did not exit cleanly");
@@ -377,14 +359,5 @@ async fn zigbee2mqtt_and_home_assistant_devices_through_mosquitto() {
 /// interpreter the plugin-host starts it with.
 #[test]
 fn mqtt_plugin_unit_tests_pass() {
-    let dir = repo_root().join("plugins/mqtt");
-    let output = std::process::Command::new("/usr/bin/python3")
-        .args(["-m", "unittest", "discover", "-s", "tests", "-t", "tests"])
-        .current_dir(&dir)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("python3");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "plugin unit tests failed:\n{stderr}");
-    assert!(stderr.contains("OK"), "unexpected unittest output:\n{stderr}");
+    assert_plugin_unit_tests_pass("mqtt");
 }

@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::{free_port, repo_root};
+use harness::{eventually, free_port, repo_root};
 use tessera_codec::messages::Codec;
 use tessera_codec::{SchemaRegistry, Topics};
 use tessera_embedded_postgres::{EmbeddedPostgres, PgOptions};
@@ -55,22 +55,6 @@ fn spawn(dir: &Path, name: &str, args: &[&str]) -> Role {
         .spawn()
         .expect("start tessera run");
     Role { name: name.to_owned(), child, port }
-}
-
-/// Polls `probe` until it returns `Some`, failing after `limit` with `what`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Waits until `role` answers `/healthz`; fails if it exits first.

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -24,6 +25,50 @@ pub fn repo_root() -> PathBuf {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
 }
+
+/// Polls `probe` every 250 ms until it returns `Some`, failing after `limit` with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until something listens on `127.0.0.1:port` (at most 10 s); `what` names it in the panic.
+pub async fn wait_listening(port: u16, what: &str) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not listen on port {port} within 10 s");
+}
+
+/// Runs a Python plugin's own unit tests (`plugins/<plugin>/tests`) with the interpreter the
+/// plugin-host starts plugins with, and fails with their output unless they pass.
+pub fn assert_plugin_unit_tests_pass(plugin: &str) {
+    let output = std::process::Command::new("/usr/bin/python3")
+        .args(["-m", "unittest", "discover", "-s", "tests", "-t", "tests"])
+        .current_dir(repo_root().join("plugins").join(plugin))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.contains("OK"), "plugin unit tests failed:\n{stderr}");
+}
+
+/// Every device with its metadata, availability, actions and capability values.
+const DEVICE_NODES: &str = "{ devices(first: 100) { edges { node { id name deviceClass manufacturer model firmware \
+                            online actions capabilities { name value } } } } }";
 
 /// A running `tessera serve`.
 pub struct Stack {
@@ -138,19 +183,12 @@ impl Stack {
     }
 
     /// Polls `probe` until it returns `Some`, at most `limit`.
-    pub async fn eventually<T, F, Fut>(&self, what: &str, limit: Duration, mut probe: F) -> T
+    pub async fn eventually<T, F, Fut>(&self, what: &str, limit: Duration, probe: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(value) = probe().await {
-                return value;
-            }
-            assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        eventually(what, limit, probe).await
     }
 
     /// Opens a graphql-transport-ws subscription authenticated with `token`.
@@ -320,6 +358,30 @@ impl Stack {
 // ---- shared by the integration tests ------------------------------------------------------
 
 impl Stack {
+    /// Every device (see `DEVICE_NODES`), by id.
+    pub async fn devices_by_id(&self) -> BTreeMap<String, Value> {
+        let data = self.graphql(DEVICE_NODES, json!({})).await;
+        data["devices"]["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| (e["node"]["id"].as_str().unwrap_or_default().to_owned(), e["node"].clone()))
+            .collect()
+    }
+
+    /// Polls [`Stack::devices_by_id`] until `check` holds (at most 60 s) and returns what it saw.
+    pub async fn until_devices(
+        &self,
+        what: &str,
+        check: impl Fn(&BTreeMap<String, Value>) -> bool,
+    ) -> BTreeMap<String, Value> {
+        self.eventually(what, Duration::from_secs(60), || async {
+            let now = self.devices_by_id().await;
+            check(&now).then_some(now)
+        })
+        .await
+    }
+
     /// Invokes an action as admin and waits until it has succeeded (panics if it fails).
     pub async fn invoke_and_succeed(&self, device: &str, action: &str, params: Value) {
         let data = self
