@@ -16,6 +16,29 @@ fn timestamp(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
+/// The batched upsert of current states in `schema`: binds device ids, capabilities, jsonb values,
+/// observation times and event offsets as parallel arrays; an older offset never overwrites a newer.
+pub fn upsert_state_sql(schema: &str) -> String {
+    format!(
+        "INSERT INTO {schema}.device_state AS st (device_id, capability, value, observed_at, event_offset)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::bigint[])
+         ON CONFLICT (device_id, capability) DO UPDATE SET value = EXCLUDED.value, observed_at = EXCLUDED.observed_at,
+           event_offset = EXCLUDED.event_offset
+         WHERE st.event_offset <= EXCLUDED.event_offset"
+    )
+}
+
+/// The batched insert of state history in `schema`: binds device ids, capabilities, observation
+/// times, event ids, jsonb values and numeric values as parallel arrays; a row already there
+/// (same event and capability) is left alone.
+pub fn insert_history_sql(schema: &str) -> String {
+    format!(
+        "INSERT INTO {schema}.state_history (device_id, capability, observed_at, event_id, value, num)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[], $6::float8[])
+         ON CONFLICT DO NOTHING"
+    )
+}
+
 /// What a batch changed, for notifications.
 pub struct Batch {
     schema: String,
@@ -196,20 +219,14 @@ async fn write_states(conn: &mut PgConnection, s: &str, rows: StateRows) -> Resu
             ats.push(timestamp(at));
             offsets.push(offset);
         }
-        sqlx::query(&format!(
-            "INSERT INTO {s}.device_state AS st (device_id, capability, value, observed_at, event_offset)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::bigint[])
-             ON CONFLICT (device_id, capability) DO UPDATE SET value = EXCLUDED.value, observed_at = EXCLUDED.observed_at,
-               event_offset = EXCLUDED.event_offset
-             WHERE st.event_offset <= EXCLUDED.event_offset"
-        ))
-        .bind(devices)
-        .bind(caps)
-        .bind(values)
-        .bind(ats)
-        .bind(offsets)
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(&upsert_state_sql(s))
+            .bind(devices)
+            .bind(caps)
+            .bind(values)
+            .bind(ats)
+            .bind(offsets)
+            .execute(&mut *conn)
+            .await?;
     }
     if !rows.history.is_empty() {
         let n = rows.history.len();
@@ -229,19 +246,15 @@ async fn write_states(conn: &mut PgConnection, s: &str, rows: StateRows) -> Resu
             values.push(value);
             nums.push(num);
         }
-        sqlx::query(&format!(
-            "INSERT INTO {s}.state_history (device_id, capability, observed_at, event_id, value, num)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[], $6::float8[])
-             ON CONFLICT DO NOTHING"
-        ))
-        .bind(devices)
-        .bind(caps)
-        .bind(ats)
-        .bind(ids)
-        .bind(values)
-        .bind(nums)
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(&insert_history_sql(s))
+            .bind(devices)
+            .bind(caps)
+            .bind(ats)
+            .bind(ids)
+            .bind(values)
+            .bind(nums)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

@@ -28,6 +28,7 @@ use tessera_log::Log;
 use tessera_log::membership::{LocalGroup, Membership, PartitionPool, TopicPartition};
 use tokio_util::sync::CancellationToken;
 
+pub use apply::{insert_history_sql, upsert_state_sql};
 pub use error::ProjectorError;
 pub use rebuild::{RebuildReport, rebuild};
 

@@ -82,33 +82,23 @@ async fn write_batch(conn: &mut sqlx::PgConnection, rows: &[Row], next_offset: i
         offsets.push(base + i as i64);
     }
     let mut tx = sqlx::Connection::begin(conn).await?;
-    sqlx::query(&format!(
-        "INSERT INTO {SCHEMA}.device_state AS st (device_id, capability, value, observed_at, event_offset)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::bigint[])
-         ON CONFLICT (device_id, capability) DO UPDATE SET value = EXCLUDED.value, observed_at = EXCLUDED.observed_at,
-           event_offset = EXCLUDED.event_offset
-         WHERE st.event_offset <= EXCLUDED.event_offset"
-    ))
-    .bind(devices)
-    .bind(caps)
-    .bind(values)
-    .bind(ats)
-    .bind(offsets)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(&format!(
-        "INSERT INTO {SCHEMA}.state_history (device_id, capability, observed_at, event_id, value, num)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[], $6::float8[])
-         ON CONFLICT DO NOTHING"
-    ))
-    .bind(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.3.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.4.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.5).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(&tessera_projector::upsert_state_sql(SCHEMA))
+        .bind(devices)
+        .bind(caps)
+        .bind(values)
+        .bind(ats)
+        .bind(offsets)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(&tessera_projector::insert_history_sql(SCHEMA))
+        .bind(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.3.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.4.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.5).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(&format!(
         "INSERT INTO {SCHEMA}.consumer_offsets (topic, partition, next_offset) VALUES ('baseline', 0, $1)
          ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset"
